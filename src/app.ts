@@ -1,0 +1,108 @@
+// The Hono app: the contract's processing order (§1.2) as middleware, one error envelope, and the
+// route modules mounted on it.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { cors } from "hono/cors";
+import type { Context } from "hono";
+import { ConfigError, loadConfig } from "./config";
+import { AppError, DependencyError, INTERNAL_ERROR_BODY, notFound } from "./errors";
+import { createDeps, type AppEnv } from "./http/context";
+import { RouteTable } from "./http/routes";
+import { policyFor } from "./http/policy";
+import { authenticate } from "./http/auth";
+import { rateLimit } from "./http/rate-limit";
+import { enforceBodyRules } from "./http/body";
+import { errorFields, log } from "./log";
+import { registerOpsRoutes } from "./routes/ops";
+import { registerMessageRoutes } from "./routes/messages";
+import { registerConversationRoutes } from "./routes/conversations";
+
+const CORRELATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export function errorResponse(c: Context, error: unknown): Response {
+  if (error instanceof AppError) {
+    for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
+    return c.json(error.toBody(), error.status as 400);
+  }
+  const requestId = c.get("requestId" as never) as string | undefined;
+  if (error instanceof DependencyError) {
+    log("error", "dependency_unavailable", { request_id: requestId, dependency: error.dependency, ...errorFields(error) });
+    const message = error.dependency === "database" ? "Database is unavailable" : "Redis is unavailable";
+    return c.json({ error: "service_unavailable", message, details: null }, 503);
+  }
+  log("error", "unhandled_error", { request_id: requestId, ...errorFields(error), stack: error instanceof Error ? error.stack : undefined });
+  return c.json(INTERNAL_ERROR_BODY, 500);
+}
+
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  const routes = new RouteTable();
+
+  // Request id first, so that every answer (errors included) carries it.
+  app.use("*", async (c, next) => {
+    const incoming = c.req.header("x-correlation-id");
+    const requestId = incoming && CORRELATION_ID.test(incoming) ? incoming : crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.set("route", "unmatched");
+    await next();
+    c.header("X-Correlation-Id", requestId);
+    c.header("X-Content-Type-Options", "nosniff");
+    c.header("Referrer-Policy", "no-referrer");
+  });
+
+  app.use("*", async (c, next) => {
+    try {
+      c.set("config", loadConfig(c.env));
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        log("error", "invalid_configuration", { problems: error.problems });
+        return c.json(INTERNAL_ERROR_BODY, 500);
+      }
+      throw error;
+    }
+    const deps = createDeps(c.get("config"));
+    c.set("deps", deps);
+    try {
+      await next();
+    } finally {
+      const closing = deps.close();
+      try {
+        c.executionCtx.waitUntil(closing);
+      } catch {
+        await closing; // no execution context (plain app.request in tests)
+      }
+    }
+  });
+
+  app.use("*", (c, next) => cors({ origin: c.get("config").CORS_ORIGINS, allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-Id"], exposeHeaders: ["X-Correlation-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "Idempotent-Replayed"], maxAge: 600 })(c, next));
+
+  // Route match (404 / 405) before anything else that could answer.
+  app.use("*", async (c, next) => {
+    const path = c.req.path;
+    const matched = routes.match(c.req.method, path);
+    if (!matched) throw notFound();
+    if ("allow" in matched) {
+      throw new AppError(405, "method_not_allowed", `Method ${c.req.method} is not allowed for this route`, null, { Allow: matched.allow.join(", ") });
+    }
+    c.set("route", matched.template);
+    const policy = policyFor(c.req.method, matched.template);
+    if (policy.rateLimited) await rateLimit(c);
+    if (policy.auth) await authenticate(c);
+    await enforceBodyRules(c, policy);
+    await next();
+  });
+
+  registerOpsRoutes(app);
+  registerMessageRoutes(app);
+  registerConversationRoutes(app);
+
+  for (const route of app.routes) {
+    if (route.method === "ALL") continue;
+    routes.add(route.method, route.path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"));
+  }
+
+  app.notFound(() => {
+    throw notFound();
+  });
+  app.onError((error, c) => errorResponse(c, error));
+  return app;
+}

@@ -1,0 +1,131 @@
+// Every setting, parsed once per env object with zod. A bad value is a ConfigError that the entry
+// point turns into a logged reason and a 500 for every request, never a crash inside a handler.
+import { z } from "zod";
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === "") return fallback;
+      const v = value.trim().toLowerCase();
+      if (["true", "1", "yes", "on"].includes(v)) return true;
+      if (["false", "0", "no", "off"].includes(v)) return false;
+      ctx.addIssue({ code: "custom", message: `expected true or false, got "${value}"` });
+      return z.NEVER;
+    });
+
+const num = (fallback: number, opts: { min?: number; max?: number; int?: boolean } = {}) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === "") return fallback;
+      const n = Number(value);
+      const bad =
+        !Number.isFinite(n) ||
+        (opts.int && !Number.isInteger(n)) ||
+        (opts.min !== undefined && n < opts.min) ||
+        (opts.max !== undefined && n > opts.max);
+      if (bad) {
+        const range = `${opts.min ?? "-inf"}..${opts.max ?? "inf"}`;
+        ctx.addIssue({ code: "custom", message: `expected ${opts.int ? "an integer" : "a number"} in ${range}, got "${value}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const list = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? fallback)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+
+const url = (what: string) =>
+  z
+    .string({ error: `${what} is required` })
+    .trim()
+    .refine((v) => URL.canParse(v), { message: `${what} must be a URL` });
+
+export const ConfigSchema = z.object({
+  ENVIRONMENT: z.string().trim().min(1).optional().default("development"),
+  SYNC_MESSAGE_PROCESSING: bool(false),
+
+  DATABASE_URL: url("DATABASE_URL"),
+  /** Development only: host:port/path of the Neon WebSocket proxy (dev/neon-proxy.ts). */
+  NEON_WS_PROXY: optionalString,
+  UPSTASH_REDIS_REST_URL: url("UPSTASH_REDIS_REST_URL"),
+  UPSTASH_REDIS_REST_TOKEN: z.string({ error: "UPSTASH_REDIS_REST_TOKEN is required" }).trim().min(1, "UPSTASH_REDIS_REST_TOKEN is required"),
+  DB_TIMEOUT_MS: num(5000, { min: 100, max: 60000, int: true }),
+  REDIS_TIMEOUT_MS: num(3000, { min: 100, max: 60000, int: true }),
+
+  SHARDS_PER_TYPE: num(1, { min: 1, max: 64, int: true }),
+  QUEUE_BATCH_SIZE: num(50, { min: 1, max: 500, int: true }),
+  QUEUE_CONCURRENCY: num(6, { min: 1, max: 50, int: true }),
+  QUEUE_MAX_ATTEMPTS: num(5, { min: 1, max: 50, int: true }),
+  QUEUE_RETRY_DELAY: num(30, { min: 0.001, max: 86400 }),
+  QUEUE_RETRY_MAX_DELAY: num(3600, { min: 0.001, max: 604800 }),
+
+  API_KEYS: list(""),
+  PUBLIC_BASE_URL: optionalString.refine((v) => v === undefined || URL.canParse(v), { message: "PUBLIC_BASE_URL must be a URL" }),
+  DEFAULT_PHONE_REGION: z.string().trim().toUpperCase().regex(/^[A-Z]{2}$/, "DEFAULT_PHONE_REGION must be a two-letter region code").optional().default("US"),
+  CORS_ORIGINS: list("http://localhost:3000,http://localhost:8080"),
+  METRICS_ENABLED: bool(true),
+
+  RATE_LIMIT_ENABLED: bool(true),
+  RATE_LIMIT_REQUESTS: num(100, { min: 1, max: 1_000_000, int: true }),
+  RATE_LIMIT_PERIOD: num(60, { min: 1, max: 86400, int: true }),
+
+  PROVIDER_MODE: z.enum(["live", "simulator"]).optional(),
+  PROVIDER_TIMEOUT_MS: num(10000, { min: 100, max: 120000, int: true }),
+  TWILIO_ACCOUNT_SID: optionalString,
+  TWILIO_AUTH_TOKEN: optionalString,
+  TWILIO_API_KEY_SID: optionalString,
+  TWILIO_API_KEY_SECRET: optionalString,
+  TWILIO_MESSAGING_SERVICE_SID: optionalString,
+  TWILIO_API_BASE_URL: optionalString.transform((v) => v ?? "https://api.twilio.com"),
+  SENDGRID_API_KEY: optionalString,
+  SENDGRID_API_BASE_URL: optionalString.transform((v) => v ?? "https://api.sendgrid.com"),
+  SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
+  SENDGRID_PARSE_PUBLIC_KEY: optionalString,
+  SIMULATOR_LATENCY_MS: num(0, { min: 0, max: 60000, int: true }),
+});
+
+export type Config = z.output<typeof ConfigSchema> & { authRequired: boolean };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** Parses the Worker env once per env object; throws ConfigError naming every bad setting. */
+export function loadConfig(env: object): Config {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const value = (env as Record<string, unknown>)[key];
+    if (value !== undefined) raw[key] = typeof value === "string" ? value : String(value);
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "env"}: ${i.message}`));
+  }
+  const config: Config = { ...parsed.data, authRequired: parsed.data.API_KEYS.length > 0 || parsed.data.ENVIRONMENT !== "development" };
+  cache.set(env, config);
+  return config;
+}

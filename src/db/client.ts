@@ -1,0 +1,90 @@
+// The Postgres client: a Neon WebSocket Pool per request (routes) or per alarm run (the worker),
+// ended when the work is done so that nothing keeps an outgoing socket open (DESIGN.md §7).
+import { Pool, neonConfig } from "@neondatabase/serverless";
+import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
+import type { SQL } from "drizzle-orm";
+import type { Config } from "../config";
+import { AppError, DependencyError } from "../errors";
+import * as schema from "./schema";
+
+export type Db = NeonDatabase<typeof schema>;
+
+export interface Database {
+  /** drizzle over the pool; every statement is bounded by DB_TIMEOUT_MS */
+  readonly db: Db;
+  /** one statement, one round trip; rows as objects */
+  run<T = Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /** several statements in one transaction */
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T>;
+  end(): Promise<void>;
+}
+
+let proxyConfigured: string | undefined;
+
+function configureNeon(config: Config) {
+  // Development and tests only: talk to plain Postgres through dev/neon-proxy.ts.
+  if (config.NEON_WS_PROXY && proxyConfigured !== config.NEON_WS_PROXY) {
+    const proxy = config.NEON_WS_PROXY;
+    neonConfig.wsProxy = (host: string, port: number | string) => `${proxy}?address=${host}:${port}`;
+    neonConfig.useSecureWebSocket = false;
+    neonConfig.pipelineTLS = false;
+    neonConfig.pipelineConnect = false;
+    proxyConfigured = proxy;
+  }
+}
+
+export function isDatabaseError(error: unknown): error is { code: string } {
+  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string";
+}
+
+function wrap(error: unknown): unknown {
+  // Postgres errors with an SQLSTATE (constraint violations, ...) are the caller's to interpret;
+  // everything else (connection refused, socket closed, timeout) is the database being unavailable.
+  if (error instanceof DependencyError || error instanceof AppError) return error;
+  if (isDatabaseError(error) && /^[0-9A-Z]{5}$/.test(error.code)) return error;
+  return new DependencyError("database", error instanceof Error ? error.message : String(error), error);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DependencyError("database", `timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => timer !== undefined && clearTimeout(timer));
+}
+
+export function openDatabase(config: Config): Database {
+  configureNeon(config);
+  const pool = new Pool({
+    connectionString: config.DATABASE_URL,
+    max: 4,
+    connectionTimeoutMillis: config.DB_TIMEOUT_MS,
+  });
+  // An idle client's socket error must not become an unhandled rejection.
+  pool.on("error", () => undefined);
+  const db = drizzle({ client: pool, schema });
+  let ended = false;
+  return {
+    db,
+    async run<T>(query: SQL) {
+      try {
+        const result = await withTimeout(db.execute(query), config.DB_TIMEOUT_MS);
+        return result.rows as T[];
+      } catch (error) {
+        throw wrap(error);
+      }
+    },
+    async transaction<T>(work: (tx: Db) => Promise<T>) {
+      try {
+        return await withTimeout(db.transaction((tx) => work(tx as unknown as Db)), config.DB_TIMEOUT_MS * 2);
+      } catch (error) {
+        throw wrap(error);
+      }
+    },
+    async end() {
+      if (ended) return;
+      ended = true;
+      await pool.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,168 @@
+// The record. Postgres is the truth (DESIGN.md §3); constraints do the integrity work so that
+// concurrent requests cannot create a second direct conversation, a second copy of a provider
+// message, or a status outside the lifecycle.
+import { sql } from "drizzle-orm";
+import { type AnyPgColumn, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 6 });
+
+export const MESSAGE_TYPES = ["sms", "mms", "email"] as const;
+export const MESSAGE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry"] as const;
+export const CONVERSATION_STATUSES = ["active", "archived", "closed"] as const;
+export const CONVERSATION_TYPES = ["direct", "thread"] as const;
+export const EVENT_TYPES = [
+  "created",
+  "received",
+  "enqueued",
+  "enqueue_failed",
+  "attempt",
+  "retry_scheduled",
+  "status_changed",
+  "callback_received",
+  "retry_requested",
+  "redriven",
+  "dead_lettered",
+] as const;
+
+const inList = (column: string, values: readonly string[]) =>
+  sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(", ")})`);
+
+export const conversations = pgTable(
+  "conversations",
+  {
+    id: uuid("id").primaryKey(),
+    participantFrom: text("participant_from").notNull(),
+    participantTo: text("participant_to").notNull(),
+    channelType: text("channel_type").notNull(),
+    type: text("type").notNull(),
+    /** channel group + ordered participant pair; set only for direct conversations */
+    directKey: text("direct_key"),
+    status: text("status").notNull().default("active"),
+    title: text("title"),
+    lastMessageAt: ts("last_message_at"),
+    messageCount: integer("message_count").notNull().default(0),
+    unreadCount: integer("unread_count").notNull().default(0),
+    metadata: jsonb("metadata").notNull().default({}),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("conversations_direct_key_uq").on(t.directKey).where(sql`${t.type} = 'direct'`),
+    index("conversations_list_idx").on(sql`${t.lastMessageAt} desc nulls last`, sql`${t.createdAt} desc`, t.id),
+    index("conversations_participant_from_idx").on(t.participantFrom),
+    index("conversations_participant_to_idx").on(t.participantTo),
+    check("conversations_channel_type_ck", inList("channel_type", MESSAGE_TYPES)),
+    check("conversations_type_ck", inList("type", CONVERSATION_TYPES)),
+    check("conversations_status_ck", inList("status", CONVERSATION_STATUSES)),
+    check("conversations_direct_key_ck", sql`(type = 'direct') = (direct_key is not null)`),
+    check("conversations_title_ck", sql`title is null or char_length(title) <= 255`),
+    check("conversations_counts_ck", sql`message_count >= 0 and unread_count >= 0 and unread_count <= message_count`),
+  ],
+);
+
+export const messages = pgTable(
+  "messages",
+  {
+    id: uuid("id").primaryKey(),
+    conversationId: uuid("conversation_id")
+      .notNull()
+      .references(() => conversations.id, { onDelete: "cascade" }),
+    parentId: uuid("parent_id").references((): AnyPgColumn => messages.id, { onDelete: "set null" }),
+    provider: text("provider").notNull(),
+    providerMessageId: text("provider_message_id"),
+    direction: text("direction").notNull(),
+    status: text("status").notNull(),
+    type: text("type").notNull(),
+    fromAddress: text("from_address").notNull(),
+    toAddress: text("to_address").notNull(),
+    body: text("body"),
+    attachments: text("attachments").array().notNull().default(sql`'{}'::text[]`),
+    metadata: jsonb("metadata").notNull().default({}),
+    segments: integer("segments"),
+    attempts: integer("attempts").notNull().default(0),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    errorClass: text("error_class"),
+    nextAttemptAt: ts("next_attempt_at"),
+    readAt: ts("read_at"),
+    sentAt: ts("sent_at"),
+    deliveredAt: ts("delivered_at"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("messages_provider_message_uq").on(t.provider, t.providerMessageId).where(sql`${t.providerMessageId} is not null`),
+    index("messages_list_idx").on(sql`${t.createdAt} desc`, sql`${t.id} desc`),
+    index("messages_conversation_idx").on(t.conversationId, sql`${t.createdAt} desc`, sql`${t.id} desc`),
+    index("messages_parent_idx").on(t.parentId).where(sql`${t.parentId} is not null`),
+    // The worker's claim and the sweep look only at messages still in flight.
+    index("messages_in_flight_idx").on(t.status, t.updatedAt).where(sql`status in ('pending', 'queued', 'sending', 'retry')`),
+    index("messages_unread_idx").on(t.conversationId).where(sql`direction = 'inbound' and read_at is null`),
+    check("messages_type_ck", inList("type", MESSAGE_TYPES)),
+    check("messages_status_ck", inList("status", MESSAGE_STATUSES)),
+    check("messages_direction_ck", inList("direction", ["outbound", "inbound"])),
+    check("messages_provider_ck", inList("provider", ["twilio", "sendgrid"])),
+    check("messages_attempts_ck", sql`attempts >= 0`),
+  ],
+);
+
+export const messageEvents = pgTable(
+  "message_events",
+  {
+    id: uuid("id").primaryKey(),
+    messageId: uuid("message_id")
+      .notNull()
+      .references(() => messages.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    data: jsonb("data").notNull().default({}),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("message_events_timeline_idx").on(t.messageId, t.createdAt, t.id),
+    check("message_events_type_ck", inList("type", EVENT_TYPES)),
+  ],
+);
+
+/** Webhook dedupe: written in the same transaction as the webhook's effect (DESIGN.md §3.8). */
+export const processedWebhookEvents = pgTable(
+  "processed_webhook_events",
+  {
+    provider: text("provider").notNull(),
+    eventKey: text("event_key").notNull(),
+    kind: text("kind").notNull(),
+    messageId: uuid("message_id"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.provider, t.eventKey] })],
+);
+
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    scope: text("scope").notNull(),
+    key: text("key").notNull(),
+    fingerprint: text("fingerprint").notNull(),
+    /** null while the first request is still running */
+    responseStatus: integer("response_status"),
+    responseBody: text("response_body"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    expiresAt: ts("expires_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.key] }), index("idempotency_keys_expires_idx").on(t.expiresAt)],
+);
+
+export const deadLetters = pgTable(
+  "dead_letters",
+  {
+    messageId: uuid("message_id")
+      .primaryKey()
+      .references(() => messages.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    attempts: integer("attempts").notNull(),
+    errorClass: text("error_class").notNull(),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    deadLetteredAt: ts("dead_lettered_at").notNull().defaultNow(),
+  },
+  (t) => [index("dead_letters_list_idx").on(sql`${t.deadLetteredAt} desc`, t.messageId)],
+);

@@ -1,0 +1,65 @@
+// Body size (413) and content type (415) checks, in the contract's order, before any parsing.
+import { AppError, payloadTooLarge, unsupportedMediaType } from "../errors";
+import type { AppContext } from "./context";
+import type { RoutePolicy } from "./policy";
+
+export const MAX_BODY_BYTES = 262_144;
+export const MAX_MULTIPART_BYTES = 10_485_760;
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$|^[\w.-]+\/[\w.-]+\+json$/i;
+
+function mediaType(header: string | undefined): string | undefined {
+  return header?.split(";")[0]?.trim().toLowerCase() || undefined;
+}
+
+export function isJsonContentType(header: string | undefined): boolean {
+  const type = mediaType(header);
+  return type === undefined || type === "application/json" || JSON_TYPE.test(type);
+}
+
+/** Reads the raw body up to `limit` bytes; a longer body is a 413 whatever Content-Length says. */
+export async function readBodyBytes(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > limit) throw payloadTooLarge(limit);
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw payloadTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+const rawBodies = new WeakMap<Request, Uint8Array>();
+
+export async function enforceBodyRules(c: AppContext, policy: RoutePolicy): Promise<void> {
+  if (!policy.jsonBody) return;
+  const bytes = await readBodyBytes(c.req.raw, MAX_BODY_BYTES);
+  if (!isJsonContentType(c.req.header("content-type"))) throw unsupportedMediaType();
+  rawBodies.set(c.req.raw, bytes);
+}
+
+/** The JSON body of a JSON route, parsed; 422 with path `body` when it does not parse. */
+export function jsonBody(c: AppContext): unknown {
+  const bytes = rawBodies.get(c.req.raw) ?? new Uint8Array();
+  const text = new TextDecoder().decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError(422, "validation_error", "Request body must be valid JSON", [{ path: "body", message: "Request body must be valid JSON" }]);
+  }
+}

@@ -1,0 +1,25 @@
+// Which checks a route gets, derived from its template exactly as API-CONTRACT §1.3/§1.6 word it,
+// so that a new route cannot silently skip auth or rate limiting.
+export interface RoutePolicy {
+  /** bearer API key required (subject to ENVIRONMENT/API_KEYS, §1.3) */
+  auth: boolean;
+  rateLimited: boolean;
+  webhook: boolean;
+  /** takes a JSON body: content-type check and JSON parsing apply */
+  jsonBody: boolean;
+}
+
+const PROBES = new Set(["/health", "/ready", "/live", "/startup"]);
+const BODYLESS_POSTS = /\/(retry|read|redrive)$/;
+
+export function policyFor(method: string, template: string): RoutePolicy {
+  const m = method.toUpperCase();
+  const webhook = m === "POST" && (template.startsWith("/api/v1/webhooks/") || template.startsWith("/api/webhooks/"));
+  const api = template === "/api" || template.startsWith("/api/");
+  return {
+    auth: api && !webhook,
+    rateLimited: !webhook && !PROBES.has(template) && m !== "OPTIONS",
+    webhook,
+    jsonBody: api && !webhook && (m === "POST" || m === "PATCH") && !BODYLESS_POSTS.test(template),
+  };
+}

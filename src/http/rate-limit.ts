@@ -1,0 +1,70 @@
+// Per-client sliding-window limits (API-CONTRACT §1.6) with @upstash/ratelimit over the same Redis.
+// One limiter per (limit, period, redis) per isolate; it fails open when Redis does not answer.
+import { Ratelimit } from "@upstash/ratelimit";
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Config } from "../config";
+import { AppError } from "../errors";
+import { log, errorFields } from "../log";
+import { presentedKey, sha256, toHex } from "./auth";
+import type { AppContext } from "./context";
+
+const limiters = new WeakMap<Config, Ratelimit>();
+
+function limiterFor(config: Config): Ratelimit {
+  let limiter = limiters.get(config);
+  if (!limiter) {
+    const redis = new Redis({
+      url: config.UPSTASH_REDIS_REST_URL,
+      token: config.UPSTASH_REDIS_REST_TOKEN,
+      retry: false,
+      enableTelemetry: false,
+      signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
+    });
+    limiter = new Ratelimit({
+      redis,
+      limiter: Ratelimit.slidingWindow(config.RATE_LIMIT_REQUESTS, `${config.RATE_LIMIT_PERIOD} s`),
+      prefix: "ratelimit",
+      // Decisions must be service-wide; a per-isolate cache of blocked clients would disagree with Redis.
+      ephemeralCache: false,
+      timeout: config.REDIS_TIMEOUT_MS,
+      analytics: false,
+    });
+    limiters.set(config, limiter);
+  }
+  return limiter;
+}
+
+async function clientId(c: AppContext): Promise<string> {
+  const config = c.get("config");
+  const key = presentedKey(c.req.header("authorization"));
+  // Only a configured key identifies a client; anything else falls back to the address.
+  if (key && config.API_KEYS.includes(key)) return `key:${toHex(await sha256(key))}`;
+  return `ip:${c.req.header("cf-connecting-ip") ?? "unknown"}`;
+}
+
+export async function rateLimit(c: AppContext): Promise<void> {
+  const config = c.get("config");
+  if (!config.RATE_LIMIT_ENABLED) return;
+  const bucket = `${await clientId(c)}:${c.req.method}:${c.get("route")}`;
+  let success = true;
+  let remaining = config.RATE_LIMIT_REQUESTS;
+  let resetSeconds = config.RATE_LIMIT_PERIOD;
+  try {
+    const result = await limiterFor(config).limit(bucket);
+    if (result.reason === "timeout") {
+      log("warn", "rate_limiter_unavailable", { request_id: c.get("requestId"), reason: "timeout" });
+    } else {
+      success = result.success;
+      remaining = Math.max(0, result.remaining);
+      resetSeconds = Math.max(1, Math.ceil((result.reset - Date.now()) / 1000));
+    }
+  } catch (error) {
+    log("warn", "rate_limiter_unavailable", { request_id: c.get("requestId"), ...errorFields(error) });
+  }
+  c.header("X-RateLimit-Limit", String(config.RATE_LIMIT_REQUESTS));
+  c.header("X-RateLimit-Remaining", String(success ? remaining : 0));
+  c.header("X-RateLimit-Reset", String(resetSeconds));
+  if (!success) {
+    throw new AppError(429, "rate_limited", "Too many requests. Please try again later.", null, { "Retry-After": String(resetSeconds) });
+  }
+}

@@ -1,0 +1,23 @@
+// The Redis client: Upstash REST, one HTTP request per command or pipeline. Every request has a
+// timeout and no client-side retry: callers decide (the send path leaves the message to the sweep).
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Config } from "../config";
+import { DependencyError } from "../errors";
+
+export function openRedis(config: Config): Redis {
+  return new Redis({
+    url: config.UPSTASH_REDIS_REST_URL,
+    token: config.UPSTASH_REDIS_REST_TOKEN,
+    retry: false,
+    enableTelemetry: false,
+    automaticDeserialization: false,
+    signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
+  });
+}
+
+export function redisError(error: unknown): DependencyError {
+  if (error instanceof DependencyError) return error;
+  return new DependencyError("redis", error instanceof Error ? error.message : String(error), error);
+}
+
+export { Redis };

@@ -1,0 +1,64 @@
+// Ops routes (API-CONTRACT §8): probes and service description. No auth.
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { serviceUnavailable } from "../errors";
+import type { AppEnv } from "../http/context";
+import { checkDatabase, checkRedis, providerModes } from "../services/health";
+
+const now = () => new Date().toISOString();
+
+export function registerOpsRoutes(app: OpenAPIHono<AppEnv>) {
+  app.get("/", (c) =>
+    c.json({ name: "Messaging Service", version: "1.0.0", status: "operational", documentation: "/docs" }),
+  );
+
+  app.get("/live", (c) => c.json({ status: "alive", timestamp: now() }));
+
+  app.get("/health", async (c) => {
+    const deps = c.get("deps");
+    const [database, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
+    const healthy = [database, redis].filter((check) => check.status === "healthy").length;
+    const status = healthy === 2 ? "healthy" : healthy === 1 ? "degraded" : "unhealthy";
+    return c.json({ status, timestamp: now(), checks: { database, redis } });
+  });
+
+  app.get("/ready", async (c) => {
+    const deps = c.get("deps");
+    const [database, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
+    const checks = { database, redis, providers: providerModes(c.get("config")) };
+    const ready = database.status === "healthy" && redis.status === "healthy";
+    if (!ready) {
+      const failed = [database.status !== "healthy" && "database", redis.status !== "healthy" && "redis"].filter(Boolean);
+      throw serviceUnavailable(`Not ready: ${failed.join(" and ")} unavailable`, { ready: false, timestamp: now(), checks });
+    }
+    return c.json({ ready: true, timestamp: now(), checks });
+  });
+
+  app.get("/startup", async (c) => {
+    const deps = c.get("deps");
+    const [database, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
+    return c.json({
+      started: true,
+      timestamp: now(),
+      initialization: {
+        database_initialized: database.status === "healthy",
+        redis_initialized: redis.status === "healthy",
+        providers_initialized: true,
+      },
+    });
+  });
+
+  app.get("/dependencies", async (c) => {
+    const deps = c.get("deps");
+    const [postgresql, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
+    const providers = providerModes(c.get("config"));
+    return c.json({
+      timestamp: now(),
+      dependencies: {
+        postgresql,
+        redis,
+        provider_twilio: { status: providers.twilio.status, latency_ms: 0, type: "sms", mode: providers.twilio.mode },
+        provider_sendgrid: { status: providers.sendgrid.status, latency_ms: 0, type: "email", mode: providers.sendgrid.mode },
+      },
+    });
+  });
+}

@@ -1,0 +1,149 @@
+// Reading and changing messages: get, list, events, status PATCH, retry (API-CONTRACT §3).
+import { sql, type SQL } from "drizzle-orm";
+import { AppError, badRequest, notFound, validationError } from "../errors";
+import type { Deps } from "../http/context";
+import { uuidv7 } from "../ids";
+import type { Page } from "../validation/common";
+import { METADATA_MAX_BYTES, utf8Length } from "../validation/common";
+import { canMove, type MessageStatus } from "./status";
+import { toEvent, toMessage, type Message, type Row } from "./representation";
+
+export const messageNotFound = () => notFound("Message not found");
+
+export async function getMessage(deps: Deps, id: string): Promise<Message> {
+  const [row] = await deps.db().run<Row>(sql`select * from messages where id = ${id}`);
+  if (!row) throw messageNotFound();
+  return toMessage(row);
+}
+
+export interface MessageFilters {
+  conversationId?: string;
+  parentId?: string;
+  status?: string;
+  direction?: string;
+  type?: string;
+}
+
+function whereClause(filters: MessageFilters): SQL {
+  const parts: SQL[] = [sql`true`];
+  if (filters.conversationId) parts.push(sql`conversation_id = ${filters.conversationId}`);
+  if (filters.parentId) parts.push(sql`parent_id = ${filters.parentId}`);
+  if (filters.status) parts.push(sql`status = ${filters.status}`);
+  if (filters.direction) parts.push(sql`direction = ${filters.direction}`);
+  if (filters.type) parts.push(sql`type = ${filters.type}`);
+  return sql.join(parts, sql` and `);
+}
+
+/** One round trip: the page and the exact total (a window count over the filtered rows). */
+export async function listMessages(deps: Deps, filters: MessageFilters, page: Page) {
+  const rows = await deps.db().run<Row>(sql`
+    with filtered as (select * from messages where ${whereClause(filters)})
+    select p.*, t.total from (select count(*)::int as total from filtered) t
+    left join lateral (select * from filtered order by created_at desc, id desc limit ${page.limit} offset ${page.offset}) p on true`);
+  const total = Number(rows[0]?.total ?? 0);
+  const messages = rows.filter((r) => r.id != null).map(toMessage);
+  return { messages, total, limit: page.limit, offset: page.offset };
+}
+
+export async function listEvents(deps: Deps, messageId: string, page: Page) {
+  const rows = await deps.db().run<Row>(sql`
+    with m as (select id from messages where id = ${messageId}),
+    e as (select * from message_events where message_id = ${messageId})
+    select (select count(*)::int from m) as found, (select count(*)::int from e) as total, p.*
+      from (select 1) one
+      left join lateral (select * from e order by created_at, id limit ${page.limit} offset ${page.offset}) p on true`);
+  if (!rows[0] || Number(rows[0].found) === 0) throw messageNotFound();
+  return {
+    message_id: messageId,
+    events: rows.filter((r) => r.id != null).map(toEvent),
+    total: Number(rows[0].total),
+    limit: page.limit,
+    offset: page.offset,
+  };
+}
+
+/** Shallow merge: top-level keys replace, null removes (§3.5). */
+export function mergeMetadata(current: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
+}
+
+function checkMergedSize(merged: Record<string, unknown>) {
+  if (utf8Length(JSON.stringify(merged)) > METADATA_MAX_BYTES) {
+    throw validationError([{ path: "body.metadata", message: `Metadata must be at most ${METADATA_MAX_BYTES} bytes` }]);
+  }
+}
+
+/**
+ * PATCH status: compare-and-set on the status read in the same transaction (row locked), so a
+ * concurrent worker or callback cannot be overwritten with a backwards move.
+ */
+export async function changeStatus(deps: Deps, id: string, to: MessageStatus, metadataPatch: Record<string, unknown> | undefined): Promise<Message> {
+  return deps.db().transaction(async (tx) => {
+    const found = await tx.execute(sql`select * from messages where id = ${id} for update`);
+    const row = found.rows[0] as Row | undefined;
+    if (!row) throw messageNotFound();
+    const from = row.status as MessageStatus;
+    if (from !== to && !canMove(from, to)) {
+      throw new AppError(409, "invalid_transition", `Cannot change status from ${from} to ${to}`, { from, to });
+    }
+    const metadata = metadataPatch ? mergeMetadata((row.metadata as Record<string, unknown>) ?? {}, metadataPatch) : (row.metadata as Record<string, unknown>);
+    checkMergedSize(metadata);
+    const changed = from !== to;
+    const updated = await tx.execute(sql`
+      update messages set
+        status = ${to},
+        metadata = ${JSON.stringify(metadata)}::jsonb,
+        sent_at = case when ${to} = 'sent' then coalesce(sent_at, now()) else sent_at end,
+        delivered_at = case when ${to} = 'delivered' then coalesce(delivered_at, now()) else delivered_at end,
+        updated_at = now()
+      where id = ${id}
+      returning *`);
+    if (changed) {
+      await tx.execute(sql`insert into message_events (id, message_id, type, data)
+        values (${uuidv7()}, ${id}, 'status_changed', ${JSON.stringify({ from, to, source: "api" })}::jsonb)`);
+    }
+    return toMessage(updated.rows[0] as Row);
+  });
+}
+
+export type ResetReason = "retry_request" | "redrive";
+
+/**
+ * Back to `pending` from failed/retry (§3.6, §5.3) in one statement: attempts and error cleared,
+ * dead letter removed, `retry_requested`/`redriven` and `enqueued` recorded. Returns null when the
+ * message exists but is not retryable.
+ */
+export async function resetForRetry(deps: Deps, id: string, reason: ResetReason, enqueue: boolean): Promise<{ message: Message } | { status: string } | null> {
+  const requestEvent = reason === "retry_request" ? "retry_requested" : "redriven";
+  const events = [sql`(${uuidv7()}::uuid, ${requestEvent}, '{}'::jsonb)`];
+  if (enqueue) events.push(sql`(${uuidv7()}::uuid, 'enqueued', ${JSON.stringify({ queue: null, reason })}::jsonb)`);
+  const rows = await deps.db().run<Row>(sql`
+    with target as (select id, status, type from messages where id = ${id}),
+    upd as (
+      update messages m set status = 'pending', attempts = 0, error_code = null, error_message = null,
+             error_class = null, next_attempt_at = null, updated_at = now()
+        from target t
+       where m.id = t.id and t.status in ('failed', 'retry')
+         ${reason === "redrive" ? sql`and exists (select 1 from dead_letters d where d.message_id = t.id)` : sql``}
+      returning m.*),
+    dl as (delete from dead_letters where message_id in (select id from upd)),
+    ev as (
+      insert into message_events (id, message_id, type, data)
+      select e.id, upd.id, e.type,
+             case when e.type = 'enqueued' then jsonb_set(e.data, '{queue}', to_jsonb(upd.type)) else e.data end
+        from upd, (values ${sql.join(events, sql`, `)}) as e(id, type, data))
+    select t.status as previous_status, upd.* from target t left join upd on true`);
+  const row = rows[0];
+  if (!row) return null;
+  if (row.id == null) return { status: row.previous_status as string };
+  return { message: toMessage(row) };
+}
+
+export function cannotRetry(status: string) {
+  return badRequest(`Cannot retry message with status: ${status}`);
+}

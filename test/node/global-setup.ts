@@ -1,0 +1,80 @@
+// Runs once per `npm test`, in Node: starts the dev bridges, gives the run its own Postgres
+// database and Redis logical database, applies the migrations, and removes both afterwards,
+// so that two runs never collide and a run never touches the dev database.
+import type { TestProject } from "vitest/node";
+import Redis from "ioredis";
+import { applyMigrations, dropDatabase, ensureDatabase, postgresAnswers } from "../../dev/db.ts";
+import { startRedisBridge } from "../../dev/redis-bridge.ts";
+import { startNeonProxy } from "../../dev/neon-proxy.ts";
+
+const PG_BASE = process.env.TEST_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const TOKEN = "test-token";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    redisRestUrl: string;
+    redisRestToken: string;
+    redisDb: number;
+    neonWsProxy: string;
+    databaseUrl: string;
+  }
+}
+
+/** Claims a Redis logical database no other run is using (marker key set with NX). */
+async function claimRedisDb(): Promise<{ db: number; release(): Promise<void> }> {
+  for (let db = 15; db >= 1; db--) {
+    const redis = new Redis(`${REDIS_URL}/${db}`, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    const claimed = await redis.set("__test_run_lock", String(process.pid), "EX", 3600, "NX");
+    if (claimed === "OK" && (await redis.dbsize()) === 1) {
+      return {
+        db,
+        async release() {
+          await redis.flushdb();
+          await redis.quit();
+        },
+      };
+    }
+    if (claimed === "OK") await redis.del("__test_run_lock");
+    await redis.quit();
+  }
+  throw new Error("no free Redis logical database (1-15) for this test run");
+}
+
+export default async function setup(project: TestProject) {
+  if (!(await postgresAnswers(PG_BASE))) {
+    throw new Error(`Postgres does not answer at ${PG_BASE}; start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`);
+  }
+  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch {
+    throw new Error(`Redis does not answer at ${REDIS_URL}; start it: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no`);
+  } finally {
+    probe.disconnect();
+  }
+
+  const dbName = `msg_test_${process.pid}_${Date.now().toString(36)}`;
+  const databaseUrl = Object.assign(new URL(PG_BASE), { pathname: `/${dbName}` }).toString();
+  await ensureDatabase(databaseUrl);
+  await applyMigrations(databaseUrl);
+
+  const redisDb = await claimRedisDb();
+  const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
+  const proxy = await startNeonProxy({ port: 0 });
+
+  project.provide("redisRestUrl", bridge.url);
+  project.provide("redisRestToken", TOKEN);
+  project.provide("redisDb", redisDb.db);
+  project.provide("neonWsProxy", proxy.wsProxy);
+  project.provide("databaseUrl", databaseUrl);
+
+  return async () => {
+    await proxy.close();
+    await bridge.close();
+    await redisDb.release();
+    if (!process.env.KEEP_TEST_DB) await dropDatabase(databaseUrl);
+  };
+}
