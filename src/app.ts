@@ -15,6 +15,9 @@ import { errorFields, log } from "./log";
 import { registerOpsRoutes } from "./routes/ops";
 import { registerMessageRoutes } from "./routes/messages";
 import { registerConversationRoutes } from "./routes/conversations";
+import { registerLegacyRoutes } from "./routes/legacy";
+import { registerOpenApi } from "./openapi";
+import { flushSamples, recordRequest } from "./services/metrics";
 
 const CORRELATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -33,6 +36,15 @@ export function errorResponse(c: Context, error: unknown): Response {
   return c.json(INTERNAL_ERROR_BODY, 500);
 }
 
+/** Work that must finish but must not delay the response. */
+export function runAfterResponse(c: Context, work: Promise<unknown>) {
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    void work; // no execution context (app.request without one): let it run on its own
+  }
+}
+
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ strict: false });
   const routes = new RouteTable();
@@ -43,7 +55,10 @@ export function createApp() {
     const requestId = incoming && CORRELATION_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("route", "unmatched");
+    const started = performance.now();
     await next();
+    recordRequest(c.req.method, c.get("route"), c.res.status, (performance.now() - started) / 1000);
+    runAfterResponse(c, flushSamples(c.env).catch((error: unknown) => log("warn", "metrics_flush_failed", errorFields(error))));
     c.header("X-Correlation-Id", requestId);
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
@@ -64,12 +79,7 @@ export function createApp() {
     try {
       await next();
     } finally {
-      const closing = deps.close();
-      try {
-        c.executionCtx.waitUntil(closing);
-      } catch {
-        await closing; // no execution context (plain app.request in tests)
-      }
+      runAfterResponse(c, deps.close());
     }
   });
 
@@ -94,6 +104,8 @@ export function createApp() {
   registerOpsRoutes(app);
   registerMessageRoutes(app);
   registerConversationRoutes(app);
+  registerLegacyRoutes(app);
+  registerOpenApi(app);
 
   for (const route of app.routes) {
     if (route.method === "ALL") continue;

@@ -2,6 +2,7 @@
 import { createApp } from "./app";
 
 export { QueueWorker } from "./objects/queue-worker";
+export { MetricsStore } from "./objects/metrics-store";
 
 const app = createApp();
 

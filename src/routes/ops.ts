@@ -1,6 +1,7 @@
 // Ops routes (API-CONTRACT §8): probes and service description. No auth.
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { serviceUnavailable } from "../errors";
+import { notFound, serviceUnavailable } from "../errors";
+import { renderMetrics } from "../services/metrics";
 import type { AppEnv } from "../http/context";
 import { checkDatabase, checkRedis, providerModes } from "../services/health";
 
@@ -45,6 +46,12 @@ export function registerOpsRoutes(app: OpenAPIHono<AppEnv>) {
         providers_initialized: true,
       },
     });
+  });
+
+  app.get("/metrics", async (c) => {
+    if (!c.get("config").METRICS_ENABLED) throw notFound();
+    const text = await renderMetrics(c.env, c.get("deps"));
+    return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
   app.get("/dependencies", async (c) => {
