@@ -18,6 +18,8 @@ function limiterFor(config: Config): Ratelimit {
       token: config.UPSTASH_REDIS_REST_TOKEN,
       retry: false,
       enableTelemetry: false,
+    // Explicit pipelines and scripts only: a request count we can reason about, and no shared failure.
+    enableAutoPipelining: false,
       signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
     });
     limiter = new Ratelimit({

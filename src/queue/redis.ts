@@ -10,6 +10,8 @@ export function openRedis(config: Config): Redis {
     token: config.UPSTASH_REDIS_REST_TOKEN,
     retry: false,
     enableTelemetry: false,
+    // Explicit pipelines and scripts only: a request count we can reason about, and no shared failure.
+    enableAutoPipelining: false,
     automaticDeserialization: false,
     signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
   });

@@ -6,6 +6,7 @@ import Redis from "ioredis";
 import { applyMigrations, dropDatabase, ensureDatabase, postgresAnswers } from "../../dev/db.ts";
 import { startRedisBridge } from "../../dev/redis-bridge.ts";
 import { startNeonProxy } from "../../dev/neon-proxy.ts";
+import { claimRedisDb } from "../../dev/redis-db.ts";
 
 const PG_BASE = process.env.TEST_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -19,27 +20,6 @@ declare module "vitest" {
     neonWsProxy: string;
     databaseUrl: string;
   }
-}
-
-/** Claims a Redis logical database no other run is using (marker key set with NX). */
-async function claimRedisDb(): Promise<{ db: number; release(): Promise<void> }> {
-  for (let db = 15; db >= 1; db--) {
-    const redis = new Redis(`${REDIS_URL}/${db}`, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    await redis.connect();
-    const claimed = await redis.set("__test_run_lock", String(process.pid), "EX", 3600, "NX");
-    if (claimed === "OK" && (await redis.dbsize()) === 1) {
-      return {
-        db,
-        async release() {
-          await redis.flushdb();
-          await redis.quit();
-        },
-      };
-    }
-    if (claimed === "OK") await redis.del("__test_run_lock");
-    await redis.quit();
-  }
-  throw new Error("no free Redis logical database (1-15) for this test run");
 }
 
 export default async function setup(project: TestProject) {
@@ -61,7 +41,7 @@ export default async function setup(project: TestProject) {
   await ensureDatabase(databaseUrl);
   await applyMigrations(databaseUrl);
 
-  const redisDb = await claimRedisDb();
+  const redisDb = await claimRedisDb(REDIS_URL);
   const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
   const proxy = await startNeonProxy({ port: 0 });
 

@@ -1,0 +1,52 @@
+// Shared pieces of the benchmarks: a private database and Redis logical database per run, the
+// local stack around them, and small statistics helpers.
+import type Redis from "ioredis";
+import { dropDatabase } from "../dev/db.ts";
+import { claimRedisDb } from "../dev/redis-db.ts";
+import { startStack, type Stack } from "../dev/stack.ts";
+
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const PG = process.env.BENCH_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
+
+export interface BenchStack extends Stack {
+  databaseUrl: string;
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+export async function startBenchStack(port: number, vars: Record<string, string> = {}): Promise<BenchStack> {
+  const databaseUrl = Object.assign(new URL(PG), { pathname: `/msg_bench_${process.pid}` }).toString();
+  const claimed = await claimRedisDb(REDIS_URL);
+  const stack = await startStack({
+    port,
+    databaseUrl,
+    redisUrl: REDIS_URL,
+    redisDb: claimed.db,
+    token: "bench-token",
+    quiet: !process.env.BENCH_VERBOSE,
+    vars: { RATE_LIMIT_ENABLED: "false", ...vars },
+  });
+  return Object.assign(stack, {
+    databaseUrl,
+    redis: claimed.redis,
+    async close() {
+      await stack.stop();
+      await claimed.release();
+      await dropDatabase(databaseUrl);
+    },
+  });
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+let pairCounter = 0;
+/** A send body with its own pair of numbers, so that requests do not queue on one conversation row. */
+export function smsBody(): string {
+  pairCounter += 1;
+  const n = String(pairCounter).padStart(7, "0").slice(-7);
+  return JSON.stringify({ type: "sms", from: `+1202${n}`, to: `+1303${n}`, body: "bench message" });
+}
