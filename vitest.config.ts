@@ -11,7 +11,12 @@ export default defineConfig({
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           NEON_WS_PROXY: inject("neonWsProxy"),
           DATABASE_URL: inject("databaseUrl"),
+          PROVIDER_SANDBOX_URL: inject("sandboxUrl"),
           RATE_LIMIT_REQUESTS: "10000",
+          // Retries that finish within a test: 3 attempts, backoff base 0.1 s capped at 2 s.
+          QUEUE_MAX_ATTEMPTS: "3",
+          QUEUE_RETRY_DELAY: "0.1",
+          QUEUE_RETRY_MAX_DELAY: "2",
         },
       },
     })),

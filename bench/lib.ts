@@ -24,7 +24,9 @@ export async function startBenchStack(port: number, vars: Record<string, string>
     redisDb: claimed.db,
     token: "bench-token",
     quiet: !process.env.BENCH_VERBOSE,
-    vars: { RATE_LIMIT_ENABLED: "false", ...vars },
+    // The pipeline alone: no rate limiter, the in-Worker simulator rather than the HTTP sandbox.
+    providerSandbox: false,
+    vars: { RATE_LIMIT_ENABLED: "false", PROVIDER_MODE: "simulator", ...vars },
   });
   return Object.assign(stack, {
     databaseUrl,

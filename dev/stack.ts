@@ -7,6 +7,7 @@ import { ConfigSchema } from "../src/config.ts";
 import { applyMigrations, ensureDatabase, postgresAnswers } from "./db.ts";
 import { startNeonProxy, type NeonProxy } from "./neon-proxy.ts";
 import { startRedisBridge, type RedisBridge } from "./redis-bridge.ts";
+import { startProviderSandbox, type ProviderSandbox } from "./provider-sandbox.ts";
 
 export interface StackOptions {
   port: number;
@@ -20,12 +21,17 @@ export interface StackOptions {
   vars?: Record<string, string>;
   /** print wrangler's output (npm run dev) or keep quiet (benchmarks) */
   quiet?: boolean;
+  /** start the Twilio/SendGrid sandbox for providers the caller gave no settings for (default true) */
+  providerSandbox?: boolean;
+  sandboxPort?: number;
 }
 
 export interface Stack {
   url: string;
   bridge: RedisBridge;
   proxy: NeonProxy;
+  /** the provider sandbox, when started (see sandboxVars) */
+  sandbox?: ProviderSandbox;
   wrangler: ChildProcess;
   /** fires the cron handler once, as the platform would every minute */
   triggerCron(): Promise<void>;
@@ -70,6 +76,33 @@ async function waitForLive(url: string, wrangler: ChildProcess, timeoutMs = 60_0
   throw new StackError(`the Worker did not answer ${url}/live within ${timeoutMs / 1000} s`);
 }
 
+/**
+ * Worker settings that point a provider at the sandbox, for each provider the caller left alone:
+ * no PROVIDER_MODE, none of its REST credentials and no base URL of its own. Twilio gets the
+ * sandbox's API key rather than its auth token: the auth token would also switch on
+ * X-Twilio-Signature checks, and development keeps the contract's default of no webhook secrets
+ * (an unsigned curl to a webhook works). TWILIO_AUTH_TOKEN=sandbox-auth-token turns the checks
+ * on; the sandbox signs its callbacks with that token.
+ */
+export function sandboxVars(sandbox: ProviderSandbox, workerUrl: string, vars: Record<string, string>): Record<string, string> {
+  if (vars.PROVIDER_MODE) return {};
+  const out: Record<string, string> = {};
+  const twilioKeys = ["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_API_BASE_URL"];
+  const [apiKeySid, apiKeySecret] = Object.entries(sandbox.twilio.apiKeys ?? {})[0] ?? [];
+  if (!twilioKeys.some((k) => vars[k]) && apiKeySid && apiKeySecret) {
+    Object.assign(out, {
+      TWILIO_API_BASE_URL: sandbox.url,
+      TWILIO_ACCOUNT_SID: sandbox.twilio.accountSid,
+      TWILIO_API_KEY_SID: apiKeySid,
+      TWILIO_API_KEY_SECRET: apiKeySecret,
+    });
+  }
+  if (!vars.SENDGRID_API_KEY && !vars.SENDGRID_API_BASE_URL) Object.assign(out, { SENDGRID_API_BASE_URL: sandbox.url, SENDGRID_API_KEY: sandbox.sendgrid.apiKey });
+  // Status callbacks are only requested when the service knows its public origin.
+  if (Object.keys(out).length > 0 && !vars.PUBLIC_BASE_URL) out.PUBLIC_BASE_URL = workerUrl;
+  return out;
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   process.env.WRANGLER_SEND_METRICS = "false";
   await checkServices(opts.databaseUrl, opts.redisUrl);
@@ -78,6 +111,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0 });
   const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0 });
+  const workerUrl = `http://127.0.0.1:${opts.port}`;
+  const sandbox =
+    opts.providerSandbox === false
+      ? undefined
+      : await startProviderSandbox({ port: opts.sandboxPort ?? Number(process.env.PROVIDER_SANDBOX_PORT ?? 0), callbacks: { mode: "post" }, sendgridEventsUrl: `${workerUrl}/api/v1/webhooks/sendgrid` });
 
   const vars: Record<string, string> = {};
   for (const key of Object.keys(ConfigSchema.shape)) {
@@ -87,18 +125,32 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   Object.assign(vars, { DATABASE_URL: opts.databaseUrl, UPSTASH_REDIS_REST_TOKEN: opts.token }, opts.vars);
   vars.UPSTASH_REDIS_REST_URL ??= bridge.url;
   vars.NEON_WS_PROXY ??= proxy.wsProxy;
+  if (sandbox) {
+    const pointed = sandboxVars(sandbox, workerUrl, vars);
+    Object.assign(vars, pointed);
+    const served = [pointed.TWILIO_API_BASE_URL && "twilio", pointed.SENDGRID_API_BASE_URL && "sendgrid"].filter(Boolean);
+    if (!opts.quiet) console.log(`provider sandbox on ${sandbox.url} (serving: ${served.join(", ") || "nothing, providers are configured"}; see dev/README.md)`);
+  }
 
   const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
-  const wrangler = spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: false });
+  // Its own process group, so that stopping it also stops workerd and the other children of npx.
+  const wrangler = spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: true });
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-wrangler.pid!, name);
+    } catch {
+      // already gone
+    }
+  };
   const url = `http://127.0.0.1:${opts.port}`;
 
   const stop = async () => {
     if (wrangler.exitCode === null) {
-      wrangler.kill("SIGTERM");
+      signal("SIGTERM");
       await new Promise((r) => {
         const timer = setTimeout(() => {
-          wrangler.kill("SIGKILL");
+          signal("SIGKILL");
           r(undefined);
         }, 5000);
         wrangler.once("exit", () => {
@@ -107,7 +159,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         });
       });
     }
-    await Promise.allSettled([bridge.close(), proxy.close()]);
+    await Promise.allSettled([bridge.close(), proxy.close(), sandbox?.close()]);
   };
 
   try {
@@ -121,6 +173,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     url,
     bridge,
     proxy,
+    sandbox,
     wrangler,
     async triggerCron() {
       await fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`);

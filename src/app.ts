@@ -16,6 +16,8 @@ import { registerOpsRoutes } from "./routes/ops";
 import { registerMessageRoutes } from "./routes/messages";
 import { registerConversationRoutes } from "./routes/conversations";
 import { registerLegacyRoutes } from "./routes/legacy";
+import { registerWebhookRoutes } from "./routes/webhooks";
+import { registerQueueRoutes } from "./routes/queue";
 import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
 
@@ -105,6 +107,8 @@ export function createApp() {
   registerMessageRoutes(app);
   registerConversationRoutes(app);
   registerLegacyRoutes(app);
+  registerQueueRoutes(app);
+  registerWebhookRoutes(app);
   registerOpenApi(app);
 
   for (const route of app.routes) {

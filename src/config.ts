@@ -70,11 +70,17 @@ export const ConfigSchema = z.object({
   REDIS_TIMEOUT_MS: num(3000, { min: 100, max: 60000, int: true }),
 
   SHARDS_PER_TYPE: num(1, { min: 1, max: 64, int: true }),
-  QUEUE_BATCH_SIZE: num(50, { min: 1, max: 500, int: true }),
+  QUEUE_BATCH_SIZE: num(100, { min: 1, max: 500, int: true }),
   QUEUE_CONCURRENCY: num(6, { min: 1, max: 50, int: true }),
   QUEUE_MAX_ATTEMPTS: num(5, { min: 1, max: 50, int: true }),
   QUEUE_RETRY_DELAY: num(30, { min: 0.001, max: 86400 }),
   QUEUE_RETRY_MAX_DELAY: num(3600, { min: 0.001, max: 604800 }),
+  /** a stream entry or a `sending` row untouched this long is presumed abandoned by a dead worker */
+  QUEUE_LEASE_SECONDS: num(300, { min: 5, max: 86400, int: true }),
+  /** how long one alarm run may work before it hands over to the next alarm */
+  QUEUE_TIME_BUDGET_MS: num(25000, { min: 1000, max: 600000, int: true }),
+  /** what to do when a provider call may or may not have been accepted (timeout after sending) */
+  AMBIGUOUS_SEND_POLICY: z.enum(["retry", "fail", "reconcile"]).optional(),
 
   API_KEYS: list(""),
   PUBLIC_BASE_URL: optionalString.refine((v) => v === undefined || URL.canParse(v), { message: "PUBLIC_BASE_URL must be a URL" }),
@@ -96,9 +102,15 @@ export const ConfigSchema = z.object({
   TWILIO_API_BASE_URL: optionalString.transform((v) => v ?? "https://api.twilio.com"),
   SENDGRID_API_KEY: optionalString,
   SENDGRID_API_BASE_URL: optionalString.transform((v) => v ?? "https://api.sendgrid.com"),
+  /** subject of an email whose metadata.subject is not a string */
+  SENDGRID_DEFAULT_SUBJECT: optionalString.transform((v) => v ?? "New message"),
+  /** total attachment bytes fetched for one email; above it the send fails permanently (SendGrid's own cap is 30 MB per mail) */
+  SENDGRID_MAX_ATTACHMENT_BYTES: num(10 * 1024 * 1024, { min: 0, max: 30 * 1024 * 1024, int: true }),
   SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
   SENDGRID_PARSE_PUBLIC_KEY: optionalString,
   SIMULATOR_LATENCY_MS: num(0, { min: 0, max: 60000, int: true }),
+  SIMULATOR_FAILURE_RATE: num(0, { min: 0, max: 1 }),
+  SIMULATOR_429_RATE: num(0, { min: 0, max: 1 }),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { authRequired: boolean };

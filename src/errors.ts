@@ -57,6 +57,21 @@ export class DependencyError extends Error {
   }
 }
 
+/**
+ * Postgres refused a statement (SQLSTATE): a constraint or check the code did not expect. Its
+ * message is Postgres's own, without the query's parameters (which may hold personal data).
+ */
+export class DatabaseError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly constraint?: string,
+  ) {
+    super(message);
+    this.name = "DatabaseError";
+  }
+}
+
 export const INTERNAL_ERROR_BODY: ErrorBody = {
   error: "internal_error",
   message: "An unexpected error occurred",

@@ -1,14 +1,33 @@
 // The Worker: the Hono app for fetch, the sweep for scheduled, and the Durable Object classes.
 import { createApp } from "./app";
+import { loadConfig } from "./config";
+import { openDatabase } from "./db/client";
+import { errorFields, log } from "./log";
+import { openRedis } from "./queue/redis";
+import { runSweep } from "./queue/sweep";
 
 export { QueueWorker } from "./objects/queue-worker";
 export { MetricsStore } from "./objects/metrics-store";
 
 const app = createApp();
 
+/** The cron's work: failures are logged; the next minute's sweep tries again. */
+export async function sweep(env: Env) {
+  const config = loadConfig(env);
+  const db = openDatabase(config);
+  try {
+    return await runSweep(env, config, openRedis(config), db);
+  } catch (error) {
+    log("error", "sweep_failed", errorFields(error));
+    throw error;
+  } finally {
+    await db.end();
+  }
+}
+
 export default {
   fetch: app.fetch,
-  async scheduled(_controller, _env, _ctx) {
-    // The sweep lands with the worker issue (DESIGN.md §4).
+  async scheduled(_controller, env) {
+    await sweep(env);
   },
 } satisfies ExportedHandler<Env>;

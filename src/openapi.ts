@@ -109,11 +109,45 @@ type Doc = {
   status?: number;
   response?: z.ZodType;
   contentType?: string;
+  /** request media types, when not only application/json */
+  bodyTypes?: string[];
 };
 
 const messageId = z.object({ message_id: Uuid });
 const conversationId = z.object({ conversation_id: Uuid });
 const webhookBody = z.unknown().openapi({ description: "Provider payload: form-encoded, JSON or multipart (see API contract §9)" });
+const TWILIO_BODY_TYPES = ["application/x-www-form-urlencoded", "application/json"];
+const SENDGRID_BODY_TYPES = ["application/json", "multipart/form-data"];
+const WebhookSummary = z
+  .object({
+    status: z.literal("ok"),
+    result: z.object({
+      status: z.enum(["success", "duplicate", "ignored"]),
+      kind: z.enum(["inbound_message", "status_callback", "events"]),
+      message_id: Uuid.nullable().optional(),
+      conversation_id: Uuid.nullable().optional(),
+      received: z.int().optional(),
+      applied: z.int().optional(),
+      duplicates: z.int().optional(),
+      unmatched: z.int().optional(),
+      skipped: z.int().optional(),
+    }),
+  })
+  .openapi("WebhookSummary");
+const WebhookStatus = z
+  .object({
+    provider: z.enum(["twilio", "sendgrid", "internal", "mock"]),
+    status: z.enum(["configured", "not_configured"]),
+    signature_verification: z.enum(["enabled", "disabled"]),
+    statistics: z.object({
+      total_webhooks_24h: z.int(),
+      processed_webhooks_24h: z.int(),
+      error_webhooks_24h: z.int(),
+      last_webhook_at: Timestamp.nullable(),
+    }),
+  })
+  .openapi("WebhookStatus");
+const LegacyWebhookResult = z.object({ status: z.literal("success"), message: z.string() }).openapi("LegacyWebhookResult");
 
 const DOCS: Doc[] = [
   { method: "get", path: "/", summary: "Service description", tag: "ops", response: z.object({ name: z.string(), version: z.string(), status: z.string(), documentation: z.string() }) },
@@ -136,15 +170,23 @@ const DOCS: Doc[] = [
   { method: "patch", path: "/api/v1/conversations/{conversation_id}", summary: "Update title, status or metadata", tag: "conversations", body: z.object({ title: z.string().max(255).nullable().optional(), status: z.enum(CONVERSATION_STATUSES).optional(), metadata: Metadata.optional() }), response: Conversation },
   { method: "delete", path: "/api/v1/conversations/{conversation_id}", summary: "Close (or hard-delete) a conversation", tag: "conversations", query: z.object({ hard_delete: z.enum(["true", "false"]).optional() }), status: 204 },
   { method: "post", path: "/api/v1/conversations/{conversation_id}/read", summary: "Mark inbound messages read", tag: "conversations", response: Conversation },
+  { method: "get", path: "/api/v1/queue/stats", summary: "Queue depth, pending entries, retries, dead letters and worker health per type", tag: "queue" },
+  { method: "get", path: "/api/v1/queue/dead-letters", summary: "List dead letters", tag: "queue", query: z.object({ type: z.enum(MESSAGE_TYPES).optional(), ...page(100) }) },
+  { method: "post", path: "/api/v1/queue/dead-letters/{message_id}/redrive", summary: "Send a dead-lettered message again", tag: "queue", response: Message },
   { method: "post", path: "/api/messages/sms", summary: "Legacy: send an SMS or MMS", tag: "legacy", body: LegacySendRequest, status: 200, response: LegacySendResult },
   { method: "post", path: "/api/messages/email", summary: "Legacy: send an email", tag: "legacy", body: LegacySendRequest, status: 200, response: LegacySendResult },
   { method: "get", path: "/api/conversations", summary: "Legacy: list conversations", tag: "legacy", query: z.object({ participant: z.string().optional(), ...page(100) }) },
   { method: "get", path: "/api/conversations/{id}/messages", summary: "Legacy: a conversation's messages", tag: "legacy", query: z.object(page(100)) },
-  { method: "post", path: "/api/v1/webhooks/twilio", summary: "Twilio inbound messages and status callbacks", tag: "webhooks", body: webhookBody, contentType: "application/xml" },
-  { method: "post", path: "/api/v1/webhooks/sendgrid", summary: "SendGrid Event Webhook and Inbound Parse", tag: "webhooks", body: webhookBody },
+  { method: "post", path: "/api/v1/webhooks/twilio", summary: "Twilio inbound messages and status callbacks", tag: "webhooks", body: webhookBody, bodyTypes: TWILIO_BODY_TYPES, contentType: "application/xml" },
+  { method: "post", path: "/api/v1/webhooks/sendgrid", summary: "SendGrid Event Webhook and Inbound Parse", tag: "webhooks", body: webhookBody, bodyTypes: SENDGRID_BODY_TYPES, response: z.object({ status: z.literal("ok") }) },
+  { method: "post", path: "/api/v1/webhooks/generic/{provider}", summary: "Any provider's webhook (twilio or sendgrid) with a JSON summary of what it did", tag: "webhooks", body: webhookBody, bodyTypes: [...TWILIO_BODY_TYPES, "multipart/form-data"], response: WebhookSummary },
+  { method: "get", path: "/api/v1/webhooks/status/{provider}", summary: "Webhook configuration and 24-hour delivery statistics of a provider", tag: "webhooks", response: WebhookStatus },
+  { method: "post", path: "/api/webhooks/sms", summary: "Legacy: Twilio webhook", tag: "legacy", body: webhookBody, bodyTypes: TWILIO_BODY_TYPES, response: LegacyWebhookResult },
+  { method: "post", path: "/api/webhooks/email", summary: "Legacy: SendGrid webhook", tag: "legacy", body: webhookBody, bodyTypes: SENDGRID_BODY_TYPES, response: LegacyWebhookResult },
 ];
 
 function pathParams(path: string) {
+  if (path.includes("{provider}")) return z.object({ provider: z.string().openapi({ example: "twilio" }) });
   if (path.includes("{message_id}")) return messageId;
   if (path.includes("{conversation_id}")) return conversationId;
   if (path.includes("{id}")) return z.object({ id: z.string() });
@@ -157,7 +199,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv>) {
   for (const doc of DOCS) {
     const status = doc.status ?? 200;
     const errors = Object.fromEntries(
-      [400, 401, 404, 409, 413, 415, 422, 429, 500, 503].map((code) => [
+      [400, 401, ...(policyFor(doc.method, doc.path).webhook ? [403] : []), 404, 409, 413, 415, 422, 429, 500, 503].map((code) => [
         code,
         { description: "Error envelope", content: { "application/json": { schema: ErrorEnvelope } } },
       ]),
@@ -171,7 +213,9 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv>) {
       request: {
         params: pathParams(doc.path),
         query: doc.query,
-        body: doc.body ? { content: { "application/json": { schema: doc.body } }, required: true } : undefined,
+        body: doc.body
+          ? { content: Object.fromEntries((doc.bodyTypes ?? ["application/json"]).map((type) => [type, { schema: doc.body! }])), required: true }
+          : undefined,
       },
       responses: {
         [status]: {

@@ -4,7 +4,7 @@ import { Pool, neonConfig } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { SQL } from "drizzle-orm";
 import type { Config } from "../config";
-import { AppError, DependencyError } from "../errors";
+import { AppError, DatabaseError, DependencyError } from "../errors";
 import * as schema from "./schema";
 
 export type Db = NeonDatabase<typeof schema>;
@@ -33,16 +33,33 @@ function configureNeon(config: Config) {
   }
 }
 
-export function isDatabaseError(error: unknown): error is { code: string } {
-  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string";
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/** The SQLSTATE of a Postgres error, looked for through wrappers (drizzle's DrizzleQueryError). */
+export function sqlState(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && SQLSTATE.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** The innermost error: drizzle's wrapper message carries the query and its parameters. */
+function rootCause(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.cause; depth++) current = current.cause;
+  return current;
 }
 
 function wrap(error: unknown): unknown {
-  // Postgres errors with an SQLSTATE (constraint violations, ...) are the caller's to interpret;
-  // everything else (connection refused, socket closed, timeout) is the database being unavailable.
-  if (error instanceof DependencyError || error instanceof AppError) return error;
-  if (isDatabaseError(error) && /^[0-9A-Z]{5}$/.test(error.code)) return error;
-  return new DependencyError("database", error instanceof Error ? error.message : String(error), error);
+  if (error instanceof DependencyError || error instanceof AppError || error instanceof DatabaseError) return error;
+  const root = rootCause(error);
+  const message = root instanceof Error ? root.message : String(root);
+  // Postgres answered with an SQLSTATE (a constraint, a check): the caller's to interpret.
+  const code = sqlState(error);
+  if (code) return new DatabaseError(code, message, (root as { constraint?: string }).constraint);
+  // Anything else (connection refused, socket closed, timeout) is the database being unavailable.
+  return new DependencyError("database", message, root);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -2,7 +2,7 @@
 // concurrent requests cannot create a second direct conversation, a second copy of a provider
 // message, or a status outside the lifecycle.
 import { sql } from "drizzle-orm";
-import { type AnyPgColumn, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { type AnyPgColumn, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 6 });
 
@@ -84,6 +84,8 @@ export const messages = pgTable(
     errorMessage: text("error_message"),
     errorClass: text("error_class"),
     nextAttemptAt: ts("next_attempt_at"),
+    /** the last attempt ended so that the provider may have accepted it (ask before resending) */
+    ambiguousAttempt: boolean("ambiguous_attempt").notNull().default(false),
     readAt: ts("read_at"),
     sentAt: ts("sent_at"),
     deliveredAt: ts("delivered_at"),
@@ -165,4 +167,37 @@ export const deadLetters = pgTable(
     deadLetteredAt: ts("dead_lettered_at").notNull().defaultNow(),
   },
   (t) => [index("dead_letters_list_idx").on(sql`${t.deadLetteredAt} desc`, t.messageId)],
+);
+
+/**
+ * SMS opt-outs (STOP/START, issue 5 item 6), per pair: `sender` is our number the keyword was sent
+ * to, `recipient` the person who opted out. A send from `sender` to `recipient` must fail at once.
+ */
+export const optOuts = pgTable(
+  "opt_outs",
+  {
+    sender: text("sender").notNull(),
+    recipient: text("recipient").notNull(),
+    keyword: text("keyword").notNull(),
+    /** the inbound message that carried the keyword */
+    messageId: uuid("message_id"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sender, t.recipient] })],
+);
+
+/**
+ * One row per webhook delivery that passed its signature check, kept ~25 h, for the 24-hour
+ * statistics of GET /api/v1/webhooks/status/{provider} (API-CONTRACT §6.5).
+ */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: uuid("id").primaryKey(),
+    provider: text("provider").notNull(),
+    kind: text("kind").notNull(),
+    statusCode: integer("status_code").notNull(),
+    receivedAt: ts("received_at").notNull().defaultNow(),
+  },
+  (t) => [index("webhook_deliveries_provider_idx").on(t.provider, t.receivedAt)],
 );

@@ -53,13 +53,28 @@ export async function enforceBodyRules(c: AppContext, policy: RoutePolicy): Prom
   rawBodies.set(c.req.raw, bytes);
 }
 
+const bodyError = (message: string) => new AppError(422, "validation_error", message, [{ path: "body", message }]);
+
+/** Postgres text and jsonb cannot hold U+0000: such input is refused here, not as a 5xx later. */
+export function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (depth > 64 || value === null || typeof value !== "object") return false;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes("\u0000") || containsNul(item, depth + 1)) return true;
+  }
+  return false;
+}
+
 /** The JSON body of a JSON route, parsed; 422 with path `body` when it does not parse. */
 export function jsonBody(c: AppContext): unknown {
   const bytes = rawBodies.get(c.req.raw) ?? new Uint8Array();
   const text = new TextDecoder().decode(bytes);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
-    throw new AppError(422, "validation_error", "Request body must be valid JSON", [{ path: "body", message: "Request body must be valid JSON" }]);
+    throw bodyError("Request body must be valid JSON");
   }
+  if (containsNul(parsed)) throw bodyError("Strings must not contain NUL (U+0000) characters");
+  return parsed;
 }

@@ -13,8 +13,8 @@ export function workerName(type: Channel, shard: number): string {
   return `${type}:${shard}`;
 }
 
-export async function ringDoorbell(env: Env, config: Config, type: Channel, messageId: string): Promise<void> {
+export async function ringDoorbell(env: Env, config: Config, type: Channel, messageId: string, recheck = false): Promise<void> {
   const name = workerName(type, shardFor(messageId, config.SHARDS_PER_TYPE));
   const stub = env.QUEUE_WORKER.getByName(name);
-  await stub.wake();
+  await stub.wake(recheck);
 }

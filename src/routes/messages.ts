@@ -7,7 +7,8 @@ import { idempotent } from "../http/idempotent";
 import { checkIdempotencyKey } from "../services/idempotency";
 import { cannotRetry, changeStatus, getMessage, listEvents, listMessages, messageNotFound, resetForRetry } from "../services/messages";
 import type { Message } from "../services/representation";
-import { enqueueAfterCommit, storeOutbound, type SendSource } from "../services/send";
+import { deliverAgain, deliverNew, type Delivery } from "../services/delivery";
+import { storeOutbound, type SendSource } from "../services/send";
 import type { MessageStatus } from "../services/status";
 import type { Channel } from "../validation/address";
 import { checkMetadata, checkUuidParam, enumQuery, has, Issues, parsePage, requireObjectBody, uuidQuery } from "../validation/common";
@@ -27,16 +28,19 @@ export async function sendFromRequest(
   Object.assign(input.metadata, extraMetadata(raw));
   const key = checkIdempotencyKey(c.req.header("idempotency-key"));
   return idempotent(c, key, raw, async () => {
-    const deps = c.get("deps");
-    const message = await storeOutbound(deps, input, { source, enqueue: true });
-    await enqueueAfterCommit(deps, c.env, config, message, (p) => c.executionCtx.waitUntil(p), c.get("requestId"));
-    return shape(message);
+    const message = await storeOutbound(c.get("deps"), input, { source, enqueue: !config.SYNC_MESSAGE_PROCESSING });
+    return shape(await deliverNew(delivery(c), message));
   });
 }
 
-async function requeue(c: AppContext, message: Message) {
-  const config = c.get("config");
-  await enqueueAfterCommit(c.get("deps"), c.env, config, message, (p) => c.executionCtx.waitUntil(p), c.get("requestId"));
+export function delivery(c: AppContext): Delivery {
+  return {
+    deps: c.get("deps"),
+    env: c.env,
+    config: c.get("config"),
+    waitUntil: (work) => c.executionCtx.waitUntil(work),
+    requestId: c.get("requestId"),
+  };
 }
 
 export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
@@ -88,10 +92,9 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
 
   app.post("/api/v1/messages/:message_id/retry", async (c) => {
     const id = checkUuidParam(c.req.param("message_id"), "message_id");
-    const result = await resetForRetry(c.get("deps"), id, "retry_request", true);
+    const result = await resetForRetry(c.get("deps"), id, "retry_request", !c.get("config").SYNC_MESSAGE_PROCESSING);
     if (!result) throw messageNotFound();
     if ("status" in result) throw cannotRetry(result.status);
-    await requeue(c, result.message);
-    return c.json(result.message);
+    return c.json(await deliverAgain(delivery(c), result.message, result.staleRetryMember));
   });
 }

@@ -3,7 +3,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { notFound, serviceUnavailable } from "../errors";
 import { renderMetrics } from "../services/metrics";
 import type { AppEnv } from "../http/context";
-import { checkDatabase, checkRedis, providerModes } from "../services/health";
+import { checkDatabase, checkRedis, providerChecks } from "../services/health";
 
 const now = () => new Date().toISOString();
 
@@ -25,7 +25,7 @@ export function registerOpsRoutes(app: OpenAPIHono<AppEnv>) {
   app.get("/ready", async (c) => {
     const deps = c.get("deps");
     const [database, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
-    const checks = { database, redis, providers: providerModes(c.get("config")) };
+    const checks = { database, redis, providers: providerChecks(c.get("config")) };
     const ready = database.status === "healthy" && redis.status === "healthy";
     if (!ready) {
       const failed = [database.status !== "healthy" && "database", redis.status !== "healthy" && "redis"].filter(Boolean);
@@ -57,7 +57,7 @@ export function registerOpsRoutes(app: OpenAPIHono<AppEnv>) {
   app.get("/dependencies", async (c) => {
     const deps = c.get("deps");
     const [postgresql, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
-    const providers = providerModes(c.get("config"));
+    const providers = providerChecks(c.get("config"));
     return c.json({
       timestamp: now(),
       dependencies: {

@@ -3,6 +3,8 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Deps } from "../http/context";
 import { errorFields, log } from "../log";
+import { HEARTBEAT_KEY } from "../queue/keys";
+import { providerModes } from "../providers";
 
 export interface Check {
   status: "healthy" | "unhealthy";
@@ -24,15 +26,21 @@ export function checkDatabase(deps: Deps): Promise<Check> {
   return timed("database", () => deps.db().run(sql`select 1`));
 }
 
-export function checkRedis(deps: Deps): Promise<Check> {
-  return timed("redis", () => deps.redis().ping());
+/** Reads the sweep's heartbeat: proves Redis answers and tells how long ago the sweep ran. */
+export async function checkRedis(deps: Deps): Promise<Check & { sweep_heartbeat_age_seconds?: number | null }> {
+  let heartbeat: string | null = null;
+  const check = await timed("redis", async () => {
+    heartbeat = await deps.redis().hget<string>(HEARTBEAT_KEY, "sweep");
+  });
+  if (check.status !== "healthy") return check;
+  const age = heartbeat === null ? null : Math.max(0, Math.round((Date.now() - Number(heartbeat)) / 100) / 10);
+  return { ...check, sweep_heartbeat_age_seconds: age };
 }
 
-export function providerModes(config: Config) {
-  const twilioLive = config.PROVIDER_MODE !== "simulator" && Boolean(config.TWILIO_ACCOUNT_SID && (config.TWILIO_AUTH_TOKEN || config.TWILIO_API_KEY_SECRET));
-  const sendgridLive = config.PROVIDER_MODE !== "simulator" && Boolean(config.SENDGRID_API_KEY);
+export function providerChecks(config: Config) {
+  const modes = providerModes(config);
   return {
-    twilio: { status: "healthy" as const, mode: twilioLive ? "live" : "simulator" },
-    sendgrid: { status: "healthy" as const, mode: sendgridLive ? "live" : "simulator" },
+    twilio: { status: "healthy" as const, mode: modes.twilio },
+    sendgrid: { status: "healthy" as const, mode: modes.sendgrid },
   };
 }

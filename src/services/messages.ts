@@ -3,6 +3,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { AppError, badRequest, notFound, validationError } from "../errors";
 import type { Deps } from "../http/context";
 import { uuidv7 } from "../ids";
+import { retryMember } from "../queue/keys";
 import type { Page } from "../validation/common";
 import { METADATA_MAX_BYTES, utf8Length } from "../validation/common";
 import { canMove, type MessageStatus } from "./status";
@@ -118,12 +119,17 @@ export type ResetReason = "retry_request" | "redrive";
  * dead letter removed, `retry_requested`/`redriven` and `enqueued` recorded. Returns null when the
  * message exists but is not retryable.
  */
-export async function resetForRetry(deps: Deps, id: string, reason: ResetReason, enqueue: boolean): Promise<{ message: Message } | { status: string } | null> {
+export async function resetForRetry(
+  deps: Deps,
+  id: string,
+  reason: ResetReason,
+  enqueue: boolean,
+): Promise<{ message: Message; staleRetryMember: string | null } | { status: string } | null> {
   const requestEvent = reason === "retry_request" ? "retry_requested" : "redriven";
   const events = [sql`(${uuidv7()}::uuid, ${requestEvent}, '{}'::jsonb)`];
   if (enqueue) events.push(sql`(${uuidv7()}::uuid, 'enqueued', ${JSON.stringify({ queue: null, reason })}::jsonb)`);
   const rows = await deps.db().run<Row>(sql`
-    with target as (select id, status, type from messages where id = ${id}),
+    with target as (select id, status, type, attempts from messages where id = ${id}),
     upd as (
       update messages m set status = 'pending', attempts = 0, error_code = null, error_message = null,
              error_class = null, next_attempt_at = null, updated_at = now()
@@ -137,11 +143,12 @@ export async function resetForRetry(deps: Deps, id: string, reason: ResetReason,
       select e.id, upd.id, e.type,
              case when e.type = 'enqueued' then jsonb_set(e.data, '{queue}', to_jsonb(upd.type)) else e.data end
         from upd, (values ${sql.join(events, sql`, `)}) as e(id, type, data))
-    select t.status as previous_status, upd.* from target t left join upd on true`);
+    select t.status as previous_status, t.attempts as previous_attempts, upd.* from target t left join upd on true`);
   const row = rows[0];
   if (!row) return null;
   if (row.id == null) return { status: row.previous_status as string };
-  return { message: toMessage(row) };
+  const stale = row.previous_status === "retry" ? retryMember(id, Number(row.previous_attempts)) : null;
+  return { message: toMessage(row), staleRetryMember: stale };
 }
 
 export function cannotRetry(status: string) {

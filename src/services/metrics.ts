@@ -48,6 +48,18 @@ export function recordRequest(method: string, route: string, status: number, sec
   observe(pending, "http_request_duration_seconds", { method, route }, seconds);
 }
 
+export function recordProcessing(messageType: string, provider: string, outcome: "success" | "error", seconds: number) {
+  observe(pending, "message_processing_duration_seconds", { message_type: messageType, provider, outcome }, seconds);
+}
+
+export type WebhookResultLabel = "processed" | "duplicate" | "rejected" | "error";
+
+/** One webhook delivery; `provider` and `kind` are fixed enums, never taken from the request. */
+export function recordWebhook(provider: string, kind: string, result: WebhookResultLabel) {
+  const key = series("webhook_requests_total", { provider, kind, result });
+  pending.set(key, (pending.get(key) ?? 0) + 1);
+}
+
 function metricsStub(env: Env) {
   return env.METRICS.getByName("global");
 }

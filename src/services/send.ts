@@ -1,15 +1,10 @@
-// The send path (DESIGN.md §2): one Postgres statement stores the message (and files it into its
-// conversation), then, after commit, one Redis request puts it on its stream. An enqueue failure
-// still answers 201: the row is durable and the sweep enqueues it later.
+// Storing an outbound message (DESIGN.md §2): one Postgres statement files it into its
+// conversation and inserts it `pending` with its first events. Handing it to the pipeline is
+// delivery.ts's job.
 import { sql, type SQL } from "drizzle-orm";
-import type { Config } from "../config";
-import { openDatabase } from "../db/client";
 import { validationError } from "../errors";
 import type { Deps } from "../http/context";
 import { uuidv7 } from "../ids";
-import { errorFields, log } from "../log";
-import { ringDoorbell } from "../queue/doorbell";
-import { enqueue } from "../queue/streams";
 import type { SendInput } from "../validation/messages";
 import { smsSegments } from "../validation/segments";
 import { directKey } from "./conversation-keys";
@@ -81,44 +76,4 @@ export async function storeOutbound(deps: Deps, input: SendInput, options: SendO
   const row = rows[0];
   if (!row) throw validationError([{ path: "body.parent_id", message: `Parent message not found: ${input.parentId}` }]);
   return toMessage(row);
-}
-
-/**
- * After commit: XADD, then ring the worker's doorbell off the response path. An XADD failure is
- * logged and recorded; the message stays `pending` for the sweep (DESIGN.md invariant 1).
- */
-export async function enqueueAfterCommit(
-  deps: Deps,
-  env: Env,
-  config: Config,
-  message: Message,
-  waitUntil: (work: Promise<unknown>) => void,
-  requestId: string,
-): Promise<void> {
-  const type = message.type as SendInput["type"];
-  try {
-    await enqueue(deps.redis(), type, message.id, 0);
-  } catch (error) {
-    log("error", "enqueue_failed", { request_id: requestId, message_id: message.id, ...errorFields(error) });
-    waitUntil(recordEnqueueFailure(config, message.id, error));
-    return;
-  }
-  waitUntil(
-    ringDoorbell(env, config, type, message.id).catch((error: unknown) =>
-      log("warn", "doorbell_failed", { request_id: requestId, message_id: message.id, ...errorFields(error) }),
-    ),
-  );
-}
-
-async function recordEnqueueFailure(config: Config, messageId: string, error: unknown) {
-  // Own connection: the request's pool is being closed as the response goes out.
-  const db = openDatabase(config);
-  try {
-    await db.run(sql`insert into message_events (id, message_id, type, data)
-      values (${uuidv7()}, ${messageId}, 'enqueue_failed', ${JSON.stringify({ error: error instanceof Error ? error.message : String(error), will_retry: "sweep" })}::jsonb)`);
-  } catch (recordError) {
-    log("error", "enqueue_failure_not_recorded", { message_id: messageId, ...errorFields(recordError) });
-  } finally {
-    await db.end();
-  }
 }

@@ -22,3 +22,11 @@ export async function getJson(path: string, overrides: Overrides = {}) {
   const res = await call(path, {}, overrides);
   return { res, body: await res.json<any>() };
 }
+
+/**
+ * A message that stays `pending`: stored, but its enqueue fails (Redis unreachable for this one
+ * request), so no worker picks it up while the test looks at it.
+ */
+export async function sendPending(body: unknown = SMS) {
+  return send(body, {}, { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9", REDIS_TIMEOUT_MS: "300", RATE_LIMIT_ENABLED: "false" });
+}

@@ -7,6 +7,7 @@ import { applyMigrations, dropDatabase, ensureDatabase, postgresAnswers } from "
 import { startRedisBridge } from "../../dev/redis-bridge.ts";
 import { startNeonProxy } from "../../dev/neon-proxy.ts";
 import { claimRedisDb } from "../../dev/redis-db.ts";
+import { startProviderSandbox } from "../../dev/provider-sandbox.ts";
 
 const PG_BASE = process.env.TEST_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -19,6 +20,7 @@ declare module "vitest" {
     redisDb: number;
     neonWsProxy: string;
     databaseUrl: string;
+    sandboxUrl: string;
   }
 }
 
@@ -44,14 +46,17 @@ export default async function setup(project: TestProject) {
   const redisDb = await claimRedisDb(REDIS_URL);
   const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
   const proxy = await startNeonProxy({ port: 0 });
+  const sandbox = await startProviderSandbox({ port: 0 });
 
   project.provide("redisRestUrl", bridge.url);
   project.provide("redisRestToken", TOKEN);
   project.provide("redisDb", redisDb.db);
   project.provide("neonWsProxy", proxy.wsProxy);
   project.provide("databaseUrl", databaseUrl);
+  project.provide("sandboxUrl", sandbox.url);
 
   return async () => {
+    await sandbox.close();
     await proxy.close();
     await bridge.close();
     await redisDb.release();

@@ -1,0 +1,171 @@
+// The worker's figures (DESIGN.md §8): Redis commands per delivered message at steady load,
+// Redis commands per idle minute, enqueue → provider-call latency at light load, and throughput
+// of 1 and 4 shards with the simulator at 100 ms, next to BullMQ over the same Redis with the
+// same concurrency.
+//   npm run bench:worker       (MESSAGES, IDLE_S, PORT optional)
+import pg from "pg";
+import Redis from "ioredis";
+import { Queue, Worker } from "bullmq";
+import { claimRedisDb } from "../dev/redis-db.ts";
+import { percentile, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
+
+const PORT = Number(process.env.PORT ?? 8181);
+const MESSAGES = Number(process.env.MESSAGES ?? 5000);
+const IDLE_S = Number(process.env.IDLE_S ?? 125);
+const THROUGHPUT_MESSAGES = Number(process.env.THROUGHPUT_MESSAGES ?? 1200);
+const CONCURRENCY = 6;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Total commands Redis has executed (all clients, scripts' inner commands included). */
+async function commandsExecuted(redis: Redis): Promise<number> {
+  const info = await redis.info("commandstats");
+  let total = 0;
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (match[1] !== "info") total += Number(match[2]);
+  }
+  return total;
+}
+
+async function sendMany(stack: BenchStack, count: number, parallel: number) {
+  let next = 0;
+  const url = `${stack.url}/api/v1/messages/send`;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count) {
+        next++;
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
+        if (res.status !== 201) throw new Error(`send answered ${res.status}`);
+      }
+    }),
+  );
+}
+
+async function waitUntilSent(db: pg.Client, expected: number, timeoutMs = 600_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await db.query("select count(*)::int as n from messages where status = 'sent'");
+    if (rows[0].n >= expected) return;
+    if (Date.now() > deadline) throw new Error(`only ${rows[0].n} of ${expected} sent`);
+    await sleep(200);
+  }
+}
+
+async function withStack<T>(vars: Record<string, string>, work: (stack: BenchStack, db: pg.Client) => Promise<T>): Promise<T> {
+  const stack = await startBenchStack(PORT, vars);
+  const db = new pg.Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+  try {
+    return await work(stack, db);
+  } finally {
+    await db.end();
+    await stack.close();
+  }
+}
+
+const admin = new Redis(REDIS_URL);
+const lines: string[] = [];
+const report = (line: string) => {
+  console.log(line);
+  lines.push(line);
+};
+
+// 1. Commands per delivered message at steady load, and per idle minute.
+await withStack({}, async (stack, db) => {
+  await sendMany(stack, 50, 5);
+  await waitUntilSent(db, 50);
+  const before = await commandsExecuted(admin);
+  stack.bridge.resetStats();
+  await sendMany(stack, MESSAGES, 10);
+  await waitUntilSent(db, MESSAGES + 50);
+  await sleep(1000);
+  const commands = (await commandsExecuted(admin)) - before;
+  const requests = stack.bridge.stats();
+  report(`steady load, ${MESSAGES} messages (10 concurrent senders, simulator 0 ms):`);
+  report(`  redis commands per delivered message  ${(commands / MESSAGES).toFixed(3)}   (budget ≤ 1.05; INFO commandstats, script-inner commands included)`);
+  report(`  redis requests per delivered message  ${(requests.requests / MESSAGES).toFixed(3)}   (HTTP requests to the Upstash bridge)`);
+
+  // Idle: nothing to do; the cron fires once a minute as in production.
+  if (IDLE_S <= 0) return;
+  await sleep(2000);
+  const idleBefore = await commandsExecuted(admin);
+  stack.bridge.resetStats();
+  const started = Date.now();
+  while (Date.now() - started < IDLE_S * 1000) {
+    await stack.triggerCron();
+    await sleep(60_000);
+  }
+  const idleMinutes = (Date.now() - started) / 60_000;
+  const idleCommands = (await commandsExecuted(admin)) - idleBefore;
+  report(`idle, ${idleMinutes.toFixed(1)} min with the cron every minute:`);
+  report(`  redis requests per idle minute        ${(stack.bridge.stats().requests / idleMinutes).toFixed(2)}   (budget ≤ 1)`);
+  report(`  redis commands per idle minute        ${(idleCommands / idleMinutes).toFixed(1)}   (inside that one script)`);
+});
+
+// 2. Enqueue → provider call at light load: from the `enqueued` event (same commit as the row,
+// just before XADD) to the claim's `status_changed` to sending (just before the provider call).
+await withStack({}, async (stack, db) => {
+  for (let i = 0; i < 200; i++) {
+    await sendMany(stack, 1, 1);
+    await sleep(100);
+  }
+  await waitUntilSent(db, 200);
+  const { rows } = await db.query(`
+    select extract(epoch from (c.created_at - e.created_at)) * 1000 as ms
+      from message_events e join message_events c on c.message_id = e.message_id
+     where e.type = 'enqueued' and c.type = 'status_changed' and c.data->>'to' = 'sending'`);
+  const ms = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
+  report(`enqueue → provider call, light load (200 messages, one every ~100 ms):`);
+  report(`  p50 ${percentile(ms, 50).toFixed(1)} ms   p99 ${percentile(ms, 99).toFixed(1)} ms   (budget ≤ 50 / ≤ 250)`);
+});
+
+// 3. Throughput with the simulator at 100 ms, 1 and 4 shards.
+const throughput: Record<string, number> = {};
+for (const shards of [1, 4]) {
+  await withStack({ SIMULATOR_LATENCY_MS: "100", SHARDS_PER_TYPE: String(shards), QUEUE_CONCURRENCY: String(CONCURRENCY) }, async (stack, db) => {
+    await sendMany(stack, THROUGHPUT_MESSAGES, 20);
+    await waitUntilSent(db, THROUGHPUT_MESSAGES);
+    const { rows } = await db.query(`
+      select extract(epoch from (max(created_at) - min(created_at))) as seconds, count(*)::int as n
+        from message_events where type = 'attempt'`);
+    const rate = rows[0].n / Number(rows[0].seconds);
+    throughput[`${shards}`] = rate;
+    report(`throughput, ${shards} shard(s), concurrency ${CONCURRENCY}, simulator 100 ms, ${THROUGHPUT_MESSAGES} messages:`);
+    report(`  ${rate.toFixed(1)} messages/s   (model: ${shards} × ${CONCURRENCY} / 0.1 s = ${(shards * CONCURRENCY) / 0.1}/s)`);
+  });
+}
+
+// 4. BullMQ, same Redis, same concurrency, same 100 ms job.
+{
+  const claimed = await claimRedisDb(REDIS_URL);
+  const connection = { host: "127.0.0.1", port: 6379, db: claimed.db, maxRetriesPerRequest: null };
+  const queue = new Queue("bench", { connection });
+  const before = await commandsExecuted(admin);
+  let done = 0;
+  let first = 0;
+  let last = 0;
+  const worker = new Worker(
+    "bench",
+    async () => {
+      if (!first) first = Date.now();
+      await sleep(100);
+      last = Date.now();
+      done++;
+    },
+    { connection, concurrency: CONCURRENCY },
+  );
+  const started = Date.now();
+  await queue.addBulk(Array.from({ length: THROUGHPUT_MESSAGES }, (_, i) => ({ name: "send", data: { i } })));
+  while (done < THROUGHPUT_MESSAGES && Date.now() - started < 600_000) await sleep(100);
+  const rate = done / ((last - first) / 1000);
+  const commands = ((await commandsExecuted(admin)) - before) / THROUGHPUT_MESSAGES;
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await claimed.release();
+  report(`BullMQ ${(await import("bullmq/package.json", { with: { type: "json" } })).default.version}, 1 worker, concurrency ${CONCURRENCY}, 100 ms job, ${THROUGHPUT_MESSAGES} jobs:`);
+  report(`  ${rate.toFixed(1)} jobs/s, ${commands.toFixed(2)} redis commands per job`);
+  report(`  ratio, QueueWorker 1 shard / BullMQ: ${(throughput["1"]! / rate).toFixed(2)}`);
+}
+
+admin.disconnect();

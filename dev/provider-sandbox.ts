@@ -1,0 +1,352 @@
+// A local stand-in for Twilio and SendGrid that the real clients (src/providers/twilio.ts,
+// sendgrid.ts) talk to unchanged in development and tests: point TWILIO_API_BASE_URL and
+// SENDGRID_API_BASE_URL at it. It records every provider request, answers per programmable
+// behaviour keyed by recipient (errors, 429 with Retry-After, hangs, "accept then hang" — the
+// ambiguous outcome), and produces signed Twilio status callbacks and SendGrid events, which it
+// either posts (development) or holds for a test to replay through the Worker (tests, where the
+// Worker listens on no port).
+//
+// Control API (JSON):
+//   POST /__sandbox/behaviour  {"to": "+15550001111", "outcomes": ["500", "500", "ok"], "callbacks": {...}}
+//        outcomes are consumed one per request for that recipient, then "ok"; see OutcomeSpec
+//        callbacks: {"mode": "post"|"hold"|"off", "statuses": [...], "duplicate": true, "reverse": true, "delayMs": 50}
+//   GET  /__sandbox/requests?to=&provider=   what it received: method, path, query, headers, body, time, outcome
+//   GET  /__sandbox/messages?to=             Twilio messages and SendGrid mails it accepted
+//   GET  /__sandbox/callbacks?to=&provider=  callbacks/events it produced (URL, signed headers, body, answer)
+//   POST /__sandbox/reset  [{"to": ...}]     forget everything, or one recipient
+//   GET  /__sandbox/info                     credentials it accepts and the SendGrid webhook public key
+//   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S]   a file to use as an attachment or media URL:
+//        N deterministic bytes (byte i = i % 256) of content type T, or answer status S
+//
+// `npx tsx dev/provider-sandbox.ts` runs it alone (PROVIDER_SANDBOX_PORT, default 8077).
+import http from "node:http";
+import { pathToFileURL } from "node:url";
+import {
+  SandboxState,
+  flatHeaders,
+  parseForm,
+  parseOutcome,
+  readBody,
+  recipientKey,
+  sendJson,
+  sleep,
+  type Action,
+  type CallbackSpec,
+  type OutcomeSpec,
+  type RecordedRequest,
+} from "./sandbox/shared.ts";
+import { TwilioSandbox, twilioError, type TwilioCredentials } from "./sandbox/twilio.ts";
+import { SendGridSandbox, sendgridError, sendgridRateLimitHeaders } from "./sandbox/sendgrid.ts";
+import { SANDBOX_CREDENTIALS, type CallbackRecord } from "./sandbox/api.ts";
+
+export type { CallbackRecord, CallbackSpec, OutcomeSpec, RecordedRequest } from "./sandbox/shared.ts";
+export { twilioSignature } from "./sandbox/twilio.ts";
+
+export { SANDBOX_CREDENTIALS } from "./sandbox/api.ts";
+
+export interface ProviderSandboxOptions {
+  /** 0 = random (the default) */
+  port?: number;
+  /** default 127.0.0.1 */
+  host?: string;
+  twilio?: Partial<TwilioCredentials>;
+  sendgridApiKey?: string;
+  /** callback behaviour for recipients without their own; default {mode: "hold"} */
+  callbacks?: CallbackSpec;
+  /** where SendGrid events go, e.g. http://127.0.0.1:8080/api/v1/webhooks/sendgrid */
+  sendgridEventsUrl?: string;
+}
+
+export interface ProviderSandbox {
+  url: string;
+  twilio: TwilioCredentials;
+  sendgrid: { apiKey: string; webhookPublicKey: string };
+  requests(to?: string): RecordedRequest[];
+  callbacks(to?: string): CallbackRecord[];
+  setBehaviour(to: string, outcomes: OutcomeSpec[], callbacks?: CallbackSpec): void;
+  reset(to?: string): void;
+  close(): Promise<void>;
+}
+
+const TWILIO_MESSAGES = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
+const TWILIO_MESSAGE = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/([^/]+)\.json$/;
+
+export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): Promise<ProviderSandbox> {
+  const state = new SandboxState();
+  const defaults: CallbackSpec = { mode: "hold", ...opts.callbacks };
+  const twilio = new TwilioSandbox(
+    state,
+    {
+      accountSid: opts.twilio?.accountSid ?? SANDBOX_CREDENTIALS.twilioAccountSid,
+      authToken: opts.twilio?.authToken ?? SANDBOX_CREDENTIALS.twilioAuthToken,
+      apiKeys: opts.twilio?.apiKeys ?? { [SANDBOX_CREDENTIALS.twilioApiKeySid]: SANDBOX_CREDENTIALS.twilioApiKeySecret },
+    },
+    defaults,
+  );
+  const sendgrid = new SendGridSandbox(state, opts.sendgridApiKey ?? SANDBOX_CREDENTIALS.sendgridApiKey, defaults, opts.sendgridEventsUrl);
+
+  function record(req: http.IncomingMessage, url: URL, raw: Buffer, provider: RecordedRequest["provider"]): RecordedRequest {
+    const rawBody = raw.toString("utf8");
+    const type = String(req.headers["content-type"] ?? "");
+    let body: unknown = null;
+    if (type.startsWith("application/x-www-form-urlencoded")) body = parseForm(rawBody);
+    else if (type.startsWith("application/json")) {
+      try {
+        body = JSON.parse(rawBody);
+      } catch {
+        body = null;
+      }
+    }
+    const entry: RecordedRequest = {
+      seq: state.nextSeq(),
+      time: new Date().toISOString(),
+      provider,
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: url.search.slice(1),
+      headers: flatHeaders(req),
+      rawBody,
+      body,
+      to: null,
+      outcome: null,
+    };
+    state.requests.push(entry);
+    return entry;
+  }
+
+  /** Hang (keep the socket open until the client gives up) or reset (RST after reading it all). */
+  function withhold(req: http.IncomingMessage, action: Extract<Action, { kind: "hang" | "reset" }>): void {
+    if (action.kind === "reset") req.socket.resetAndDestroy();
+  }
+
+  async function twilioCreate(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, account: string): Promise<void> {
+    if (!twilio.authorized(req, account)) {
+      entry.outcome = "20003";
+      return twilioError(res, 401, 20003);
+    }
+    const form = (entry.body ?? {}) as Record<string, string | string[]>;
+    const to = typeof form.To === "string" ? form.To : null;
+    entry.to = to === null ? null : recipientKey(to);
+    const { action, label, callbacks } = state.take(to);
+    entry.outcome = label;
+    if (action.kind === "error") {
+      const headers: Record<string, string> = { ...action.headers };
+      if (action.retryAfter !== undefined) headers["retry-after"] = String(action.retryAfter);
+      if (action.body !== undefined) {
+        res.writeHead(action.status, { "content-type": "text/html", ...headers });
+        return void res.end(action.body);
+      }
+      return twilioError(res, action.status, action.code, action.message, headers);
+    }
+    const accepts = action.kind === "accept" || action.kind === "slow" || action.accept;
+    if (accepts) {
+      const invalid = twilio.validate(form);
+      if (invalid !== null) {
+        entry.outcome = String(invalid);
+        return twilioError(res, 400, invalid);
+      }
+    }
+    const message = accepts ? twilio.accept(form, callbacks) : null;
+    if (action.kind === "hang" || action.kind === "reset") return withhold(req, action);
+    if (action.kind === "slow") await sleep(action.ms);
+    sendJson(res, 201, message);
+  }
+
+  async function sendgridSend(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, bytes: number): Promise<void> {
+    if (!sendgrid.authorized(req)) {
+      entry.outcome = "401";
+      return sendgridError(res, 401);
+    }
+    const body = entry.body as Record<string, any> | null;
+    const first = body?.personalizations?.[0]?.to?.[0]?.email;
+    const to = typeof first === "string" ? first : null;
+    entry.to = to === null ? null : recipientKey(to);
+    const { action, label, callbacks } = state.take(to);
+    entry.outcome = label;
+    if (action.kind === "error") {
+      const headers: Record<string, string> = { ...action.headers };
+      if (action.status === 429) Object.assign(headers, sendgridRateLimitHeaders(action.retryAfter ?? 1));
+      else if (action.retryAfter !== undefined) headers["retry-after"] = String(action.retryAfter);
+      if (action.body !== undefined) {
+        res.writeHead(action.status, { "content-type": "text/html", ...headers });
+        return void res.end(action.body);
+      }
+      return sendgridError(res, action.status, action.message, null, headers);
+    }
+    const accepts = action.kind === "accept" || action.kind === "slow" || action.accept;
+    let messageId: string | null = null;
+    if (accepts) {
+      const invalid = sendgrid.validate(body, bytes);
+      if (invalid) {
+        entry.outcome = String(invalid.status);
+        return sendgridError(res, invalid.status, invalid.message, invalid.field);
+      }
+      messageId = sendgrid.accept(body!, callbacks);
+    }
+    if (action.kind === "hang" || action.kind === "reset") return withhold(req, action);
+    if (action.kind === "slow") await sleep(action.ms);
+    res.writeHead(202, { "x-message-id": messageId!, "content-length": "0" });
+    res.end();
+  }
+
+  async function control(req: http.IncomingMessage, res: http.ServerResponse, url: URL, raw: Buffer): Promise<void> {
+    const route = `${req.method} ${url.pathname}`;
+    const to = url.searchParams.get("to");
+    const provider = url.searchParams.get("provider");
+    const json = () => (raw.length === 0 ? {} : (JSON.parse(raw.toString("utf8")) as Record<string, any>));
+    switch (route) {
+      case "POST /__sandbox/behaviour": {
+        const body = json();
+        if (typeof body.to !== "string" || body.to.trim() === "") return sendJson(res, 400, { error: "to is required" });
+        const outcomes: OutcomeSpec[] = Array.isArray(body.outcomes) ? body.outcomes : [];
+        try {
+          setBehaviour(body.to, outcomes, body.callbacks);
+        } catch (error) {
+          return sendJson(res, 400, { error: error instanceof Error ? error.message : String(error) });
+        }
+        return sendJson(res, 200, { ok: true });
+      }
+      case "GET /__sandbox/requests":
+        return sendJson(res, 200, {
+          requests: state.requests.filter((r) => (to === null || r.to === recipientKey(to)) && (provider === null || r.provider === provider)),
+        });
+      case "GET /__sandbox/messages":
+        return sendJson(res, 200, {
+          twilio: [...twilio.messages.values()].filter((m) => to === null || m.to === to),
+          sendgrid: [...sendgrid.mails.values()].filter((m) => to === null || m.to.includes(recipientKey(to))),
+        });
+      case "GET /__sandbox/callbacks":
+        return sendJson(res, 200, {
+          callbacks: state.callbacks.filter((c) => (to === null || c.to === recipientKey(to)) && (provider === null || c.provider === provider)),
+        });
+      case "POST /__sandbox/reset": {
+        const body = json();
+        reset(typeof body.to === "string" ? body.to : undefined);
+        return sendJson(res, 200, { ok: true });
+      }
+      case "GET /__sandbox/info":
+        return sendJson(res, 200, info());
+      default:
+        if (req.method === "GET" && url.pathname.startsWith("/__sandbox/files/")) return file(res, url);
+        return sendJson(res, 404, { error: `no sandbox route ${route}` });
+    }
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://sandbox");
+    const raw = await readBody(req);
+    if (url.pathname.startsWith("/__sandbox/")) return control(req, res, url, raw);
+
+    const list = TWILIO_MESSAGES.exec(url.pathname);
+    const one = TWILIO_MESSAGE.exec(url.pathname);
+    if (list || one) {
+      const entry = record(req, url, raw, "twilio");
+      const account = (list ?? one)![1]!;
+      if (list && req.method === "POST") return twilioCreate(req, res, entry, account);
+      if (!twilio.authorized(req, account)) return twilioError(res, 401, 20003);
+      if (list && req.method === "GET") {
+        entry.to = url.searchParams.get("To");
+        entry.outcome = "ok";
+        return sendJson(res, 200, twilio.list(`/2010-04-01/Accounts/${account}`, url.searchParams));
+      }
+      if (one && req.method === "GET") {
+        const message = twilio.messages.get(one[2]!);
+        return message ? sendJson(res, 200, message) : twilioError(res, 404, 20404);
+      }
+      return twilioError(res, 405, 20004, "Method not allowed");
+    }
+    if (url.pathname === "/v3/mail/send") {
+      const entry = record(req, url, raw, "sendgrid");
+      if (req.method !== "POST") return sendgridError(res, 405, "Method not allowed");
+      return sendgridSend(req, res, entry, raw.length);
+    }
+    record(req, url, raw, "unknown");
+    sendJson(res, 404, { error: "not a Twilio or SendGrid path the sandbox knows" });
+  }
+
+  /** Deterministic attachment content, so a test can predict the exact base64 a client sends. */
+  function file(res: http.ServerResponse, url: URL): void {
+    const status = Number(url.searchParams.get("status") ?? 200);
+    if (status !== 200) return sendJson(res, status, { error: `HTTP ${status}` });
+    const size = Math.min(64 * 1024 * 1024, Math.max(0, Number(url.searchParams.get("bytes") ?? 16) || 0));
+    const bytes = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) bytes[i] = i % 256;
+    const headers: Record<string, string> = { "content-type": url.searchParams.get("type") ?? "application/octet-stream" };
+    // chunked=1 leaves out Content-Length, so a client must count the bytes as they come.
+    if (url.searchParams.get("chunked") !== "1") headers["content-length"] = String(size);
+    res.writeHead(200, headers);
+    res.end(bytes);
+  }
+
+  function setBehaviour(to: string, outcomes: OutcomeSpec[], callbacks?: CallbackSpec): void {
+    const actions = outcomes.map(parseOutcome);
+    const labels = outcomes.map((o) => (typeof o === "string" ? o.trim().toLowerCase() : String(o.status)));
+    state.behaviours.set(recipientKey(to), { outcomes: actions, labels, callbacks });
+  }
+
+  function reset(to?: string): void {
+    state.reset(to);
+    if (to === undefined) {
+      twilio.messages.clear();
+      sendgrid.mails.clear();
+    }
+  }
+
+  function info() {
+    return {
+      twilio: { accountSid: twilio.credentials.accountSid, authToken: twilio.credentials.authToken, apiKeys: twilio.credentials.apiKeys },
+      sendgrid: { apiKey: sendgrid.apiKey, webhookPublicKey: sendgrid.publicKey, eventsUrl: opts.sendgridEventsUrl ?? null },
+    };
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { error: error instanceof Error ? error.message : String(error) });
+      else res.destroy();
+    });
+  });
+  // Hung requests must stay hung as long as the client waits, not until Node's own timeouts.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+
+  const host = opts.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  const address = server.address() as import("node:net").AddressInfo;
+  const url = `http://${host}:${address.port}`;
+
+  return {
+    url,
+    twilio: twilio.credentials,
+    sendgrid: { apiKey: sendgrid.apiKey, webhookPublicKey: sendgrid.publicKey },
+    requests: (to) => state.requests.filter((r) => to === undefined || r.to === recipientKey(to)),
+    callbacks: (to) => state.callbacks.filter((c) => to === undefined || c.to === recipientKey(to)),
+    setBehaviour,
+    reset,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+// Run alone: `npx tsx dev/provider-sandbox.ts`; callbacks and events are posted, not held.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const sandbox = await startProviderSandbox({
+    port: Number(process.env.PROVIDER_SANDBOX_PORT ?? 8077),
+    callbacks: { mode: "post" },
+    sendgridEventsUrl: process.env.SENDGRID_EVENTS_URL,
+  });
+  console.log(`provider sandbox on ${sandbox.url}`);
+  console.log(`  TWILIO_API_BASE_URL=${sandbox.url} SENDGRID_API_BASE_URL=${sandbox.url}`);
+  console.log(`  TWILIO_ACCOUNT_SID=${sandbox.twilio.accountSid} TWILIO_AUTH_TOKEN=${sandbox.twilio.authToken} SENDGRID_API_KEY=${sandbox.sendgrid.apiKey}`);
+  console.log(`  SENDGRID_WEBHOOK_PUBLIC_KEY=${sandbox.sendgrid.webhookPublicKey}`);
+  const stop = () => void sandbox.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}

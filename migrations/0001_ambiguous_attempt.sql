@@ -1,0 +1,1 @@
+ALTER TABLE "messages" ADD COLUMN "ambiguous_attempt" boolean DEFAULT false NOT NULL;

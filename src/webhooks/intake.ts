@@ -1,0 +1,130 @@
+// A webhook delivery from arrival to effect, in the contract's order (§1.2, §6): body size (413),
+// content type (415), signature over the raw bytes (403), parsing (400), then the service. Every
+// delivery is counted in webhook_requests_total, and those that passed the signature check are
+// logged for the 24-hour statistics (§6.5).
+import { AppError, DependencyError, unsupportedMediaType } from "../errors";
+import { MAX_BODY_BYTES, MAX_MULTIPART_BYTES, readBodyBytes } from "../http/body";
+import type { AppContext } from "../http/context";
+import { errorFields, log } from "../log";
+import { recordWebhook } from "../services/metrics";
+import {
+  applySendgridEvents,
+  applyTwilioStatus,
+  receiveInbound,
+  recordDelivery,
+  type CallbackResult,
+  type EventsResult,
+  type InboundResult,
+} from "../services/webhooks";
+import { parseInboundParse, parseSendgridJson, parseTwilioForm, parseTwilioJson, type WebhookProvider } from "./parsers";
+import { verifySendgrid, verifyTwilio } from "./signatures";
+
+export type WebhookResult = InboundResult | CallbackResult | EventsResult;
+
+export const invalidSignature = () => new AppError(403, "forbidden", "Invalid webhook signature");
+
+function mediaType(header: string | undefined): string | undefined {
+  return header?.split(";")[0]?.trim().toLowerCase() || undefined;
+}
+
+interface Progress {
+  /** what the delivery turned out to be; `unknown` until it parsed */
+  kind: string;
+  /** passed the signature check (or none was required): counts in the statistics */
+  verified: boolean;
+}
+
+function statusOf(error: unknown): number {
+  if (error instanceof AppError) return error.status;
+  if (error instanceof DependencyError) return 503;
+  return 500;
+}
+
+function isDuplicate(result: WebhookResult): boolean {
+  if (result.kind === "events") return result.received > 0 && result.duplicates === result.received;
+  return result.status === "duplicate";
+}
+
+async function logDelivery(c: AppContext, provider: WebhookProvider, kind: string, statusCode: number) {
+  try {
+    await recordDelivery(c.get("deps"), provider, kind, statusCode);
+  } catch (error) {
+    // Statistics are best effort: the delivery's own outcome stands.
+    log("warn", "webhook_delivery_not_logged", { request_id: c.get("requestId"), provider, ...errorFields(error) });
+  }
+}
+
+async function accounted(c: AppContext, provider: WebhookProvider, run: (progress: Progress) => Promise<WebhookResult>): Promise<WebhookResult> {
+  const progress: Progress = { kind: "unknown", verified: false };
+  try {
+    const result = await run(progress);
+    recordWebhook(provider, result.kind, isDuplicate(result) ? "duplicate" : "processed");
+    await logDelivery(c, provider, result.kind, 200);
+    return result;
+  } catch (error) {
+    const status = statusOf(error);
+    recordWebhook(provider, progress.kind, status < 500 ? "rejected" : "error");
+    // With the database down the log write would only wait for the same failure.
+    const databaseDown = error instanceof DependencyError && error.dependency === "database";
+    if (progress.verified && !databaseDown) await logDelivery(c, provider, progress.kind, status);
+    throw error;
+  }
+}
+
+/** §6.2: form-encoded (§9.1/9.2) or the JSON test format (§9.3), signed per §9.4. */
+export function intakeTwilio(c: AppContext): Promise<WebhookResult> {
+  return accounted(c, "twilio", async (progress) => {
+    const config = c.get("config");
+    const type = mediaType(c.req.header("content-type"));
+    const bytes = await readBodyBytes(c.req.raw, MAX_BODY_BYTES);
+    const bodyKind = type === "application/x-www-form-urlencoded" ? "form" : type === "application/json" ? "json" : null;
+    if (!bodyKind) throw unsupportedMediaType("Content-Type must be application/x-www-form-urlencoded or application/json");
+    if (config.TWILIO_AUTH_TOKEN) {
+      const valid = await verifyTwilio(config.TWILIO_AUTH_TOKEN, config.PUBLIC_BASE_URL, {
+        url: c.req.raw.url,
+        signature: c.req.header("x-twilio-signature"),
+        bodyKind,
+        body: bytes,
+      });
+      if (!valid) throw invalidSignature();
+    }
+    progress.verified = true;
+    const region = config.DEFAULT_PHONE_REGION;
+    const payload = bodyKind === "form" ? parseTwilioForm(bytes, c.req.query("message_id") || null, region) : await parseTwilioJson(bytes, region);
+    progress.kind = payload.kind;
+    const deps = c.get("deps");
+    return payload.kind === "inbound_message" ? receiveInbound(deps, payload.input) : applyTwilioStatus(deps, payload.input);
+  });
+}
+
+/** §6.3: Event Webhook arrays (§9.5), the JSON test format (§9.7) or Inbound Parse (§9.6), signed per §9.8. */
+export function intakeSendgrid(c: AppContext): Promise<WebhookResult> {
+  return accounted(c, "sendgrid", async (progress) => {
+    const config = c.get("config");
+    const contentType = c.req.header("content-type");
+    const type = mediaType(contentType);
+    const multipart = type === "multipart/form-data";
+    // Attachment parts count toward an Inbound Parse body, hence its larger limit (§1.1).
+    const bytes = await readBodyBytes(c.req.raw, multipart ? MAX_MULTIPART_BYTES : MAX_BODY_BYTES);
+    if (!multipart && type !== "application/json") throw unsupportedMediaType("Content-Type must be application/json or multipart/form-data");
+    const key = multipart ? config.SENDGRID_PARSE_PUBLIC_KEY : config.SENDGRID_WEBHOOK_PUBLIC_KEY;
+    if (key) {
+      const valid = await verifySendgrid(key, {
+        signature: c.req.header("x-twilio-email-event-webhook-signature"),
+        timestamp: c.req.header("x-twilio-email-event-webhook-timestamp"),
+        body: bytes,
+      });
+      if (!valid) throw invalidSignature();
+    }
+    progress.verified = true;
+    const payload = multipart ? await parseInboundParse(bytes, contentType!) : await parseSendgridJson(bytes);
+    progress.kind = payload.kind;
+    const deps = c.get("deps");
+    return payload.kind === "events" ? applySendgridEvents(deps, payload.elements) : receiveInbound(deps, payload.input);
+  });
+}
+
+export const INTAKES = new Map<string, (c: AppContext) => Promise<WebhookResult>>([
+  ["twilio", intakeTwilio],
+  ["sendgrid", intakeSendgrid],
+]);

@@ -1,0 +1,241 @@
+// Proves the QueueWorker alarm loop, retries, dead letters, the sweep and sync mode (DESIGN.md
+// §2-§4) with the simulator provider, real Redis streams and real Postgres.
+import { env } from "cloudflare:test";
+import { Redis } from "@upstash/redis/cloudflare";
+import { describe, expect, it } from "vitest";
+import { sweep } from "../../src/index";
+import { call } from "../helpers/http";
+import { EMAIL, freshPair, getJson, send, SMS } from "../helpers/fixtures";
+import { drainAll, eventTypes, messageStatus, waitFor, worker } from "../helpers/worker";
+import { sql } from "../helpers/db";
+
+const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, automaticDeserialization: false });
+
+async function events(id: string) {
+  return (await getJson(`/api/v1/messages/${id}/events`)).body.events as { type: string; data: any; created_at: string }[];
+}
+
+describe("QueueWorker", () => {
+  it("an async send is pending at once, sent after the worker runs, with one attempt", async () => {
+    const { body } = await send({ ...SMS, ...freshPair() });
+    expect(body.status).toBe("pending");
+    await drainAll("sms");
+    const message = await waitFor(() => messageStatus(body.id), (m) => m.status === "sent");
+    expect(message).toMatchObject({ status: "sent", attempts: 1, error: null });
+    expect(message.sent_at).not.toBeNull();
+    expect(message.provider_message_id).toMatch(/^SM[0-9a-f]{32}$/);
+    const timeline = await events(body.id);
+    expect(timeline.map((e) => e.type)).toEqual(["created", "enqueued", "status_changed", "attempt", "status_changed"]);
+    expect(timeline[3]!.data).toMatchObject({ attempt: 1, outcome: "success", provider: "twilio", provider_status: "queued" });
+    expect(timeline[4]!.data).toEqual({ from: "sending", to: "sent", source: "worker" });
+  });
+
+  it("goes back to sleep with no alarm and nothing pending once the stream is drained", async () => {
+    await send({ ...SMS, ...freshPair() });
+    await drainAll("sms");
+    // A doorbell may land just after the run and cost one more (empty) run; then it sleeps.
+    const stats = await waitFor(() => worker("sms:0").stats(), (s) => s.nextAlarmAt === null && !s.running);
+    expect(stats.nextAlarmAt).toBeNull();
+    const pending = (await redis.xpending("message_queue:sms", "workers", "-", "+", 10)) as unknown[];
+    expect(pending).toEqual([]);
+  });
+
+  it("a permanent error fails at once, is dead-lettered, and can be redriven once (cases 26, 27)", async () => {
+    const { body } = await send({ ...SMS, to: "+15005550001" });
+    await drainAll("sms");
+    const failed = await waitFor(() => messageStatus(body.id), (m) => m.status === "failed");
+    expect(failed).toMatchObject({ status: "failed", attempts: 1, error: { code: "21211", message: "Invalid 'To' phone number" } });
+    expect((await eventTypes(body.id)).at(-1)).toBe("dead_lettered");
+    const list = await getJson("/api/v1/queue/dead-letters?type=sms&limit=100");
+    const entry = list.body.dead_letters.find((d: any) => d.message_id === body.id);
+    expect(entry).toMatchObject({ error_class: "permanent", attempts: 1, type: "sms", conversation_id: body.conversation_id, error: { code: "21211" } });
+
+    const redriven = await call(`/api/v1/queue/dead-letters/${body.id}/redrive`, { method: "POST" });
+    expect(redriven.status).toBe(200);
+    expect(await redriven.json()).toMatchObject({ status: "pending", attempts: 0, error: null });
+    const again = await call(`/api/v1/queue/dead-letters/${body.id}/redrive`, { method: "POST" });
+    expect(again.status).toBe(404);
+    expect((await again.json<any>()).message).toBe("Dead letter not found");
+    // The doorbell wakes the worker, which fails it again: redriven and enqueued come first.
+    const timeline = await eventTypes(body.id);
+    const redrivenAt = timeline.indexOf("redriven");
+    expect(redrivenAt).toBeGreaterThan(0);
+    expect(timeline[redrivenAt + 1]).toBe("enqueued");
+  });
+
+  it("retries a rate-limited message with backoff, then dead-letters it after the last attempt (case 28)", async () => {
+    const { body } = await send({ ...SMS, to: "+15005550002" });
+    const final = await waitFor(
+      async () => {
+        await drainAll("sms");
+        return messageStatus(body.id);
+      },
+      (m) => m.status === "failed",
+      20_000,
+    );
+    expect(final).toMatchObject({ status: "failed", attempts: 3, error: { code: "20429" } });
+    const timeline = await events(body.id);
+    const kinds = timeline.map((e) => e.type).filter((t) => ["attempt", "retry_scheduled", "dead_lettered"].includes(t));
+    expect(kinds).toEqual(["attempt", "retry_scheduled", "attempt", "retry_scheduled", "attempt", "dead_lettered"]);
+    const firstAttempt = timeline.find((e) => e.type === "attempt")!;
+    expect(firstAttempt.data).toMatchObject({ outcome: "error", error_class: "rate_limited", error_code: "20429" });
+    for (const scheduled of timeline.filter((e) => e.type === "retry_scheduled")) {
+      // Retry-After (1 s) is larger than the test backoff (0.1 s base, 2 s cap) and wins.
+      expect(scheduled.data.delay_seconds).toBeGreaterThanOrEqual(1);
+      expect(Date.parse(scheduled.data.due_at) - Date.parse(scheduled.created_at)).toBeGreaterThanOrEqual(990);
+    }
+    const dead = timeline.find((e) => e.type === "dead_lettered")!;
+    expect(dead.data).toEqual({ attempts: 3, error_class: "rate_limited", error_code: "20429" });
+  });
+
+  it("the same message XADDed three times leads to one provider call, and every entry is acked", async () => {
+    const { body } = await send({ ...SMS, ...freshPair() });
+    for (let i = 0; i < 2; i++) {
+      await redis.xadd("message_queue:sms", "*", { data: JSON.stringify({ message_id: body.id, retry_count: 0, scheduled_at: new Date().toISOString() }) });
+    }
+    await drainAll("sms");
+    await waitFor(() => messageStatus(body.id), (m) => m.status === "sent");
+    await drainAll("sms");
+    const attempts = (await events(body.id)).filter((e) => e.type === "attempt");
+    expect(attempts).toHaveLength(1);
+    expect(await redis.xpending("message_queue:sms", "workers", "-", "+", 10)).toEqual([]);
+  });
+
+  it("1,000 messages across 2 shards are all sent, none twice", async () => {
+    const pair = freshPair();
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => send({ ...SMS, ...pair, body: `m${i + j}` }, {}, { SHARDS_PER_TYPE: "2" })));
+      ids.push(...batch.map((r) => r.body.id));
+    }
+    await Promise.all([worker("sms:0").drain(), worker("sms:1").drain()]);
+    await drainAll("sms", 2);
+    const rows = await sql<{ status: string; n: number }>(
+      `select status, count(*)::int as n from messages where id = any($1::uuid[]) group by status`,
+      [ids],
+    );
+    expect(rows).toEqual([{ status: "sent", n: 1000 }]);
+    const attempts = await sql<{ n: number; messages: number }>(
+      `select count(*)::int as n, count(distinct message_id)::int as messages from message_events where type = 'attempt' and message_id = any($1::uuid[])`,
+      [ids],
+    );
+    expect(attempts[0]).toEqual({ n: 1000, messages: 1000 });
+    const stats = await Promise.all([worker("sms:0").stats(), worker("sms:1").stats()]);
+    expect(stats.every((s) => s.processed > 0)).toBe(true);
+  });
+});
+
+describe("opt-out", () => {
+  it("after STOP, a send to that recipient fails with 21610 without a provider call; START opts back in", async () => {
+    const pair = freshPair();
+    const inbound = (body: string) =>
+      call("/api/v1/webhooks/twilio", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messaging_provider_id: `in-${crypto.randomUUID()}`, from: pair.to, to: pair.from, type: "sms", body }),
+      });
+    expect((await inbound("STOP")).status).toBe(200);
+    const { body } = await send({ ...SMS, ...pair });
+    await drainAll("sms");
+    const failed = await waitFor(() => messageStatus(body.id), (m) => m.status === "failed");
+    expect(failed.error).toEqual({ code: "21610", message: "Attempt to send to unsubscribed recipient" });
+    const attempt = (await events(body.id)).find((e) => e.type === "attempt")!;
+    expect(attempt.data).toMatchObject({ provider_called: false, error_class: "permanent" });
+    expect(attempt.data.http_status).toBeUndefined();
+
+    expect((await inbound("start")).status).toBe(200);
+    const again = await send({ ...SMS, ...pair });
+    await drainAll("sms");
+    expect((await waitFor(() => messageStatus(again.body.id), (m) => m.status === "sent")).status).toBe("sent");
+  });
+});
+
+describe("sync mode", () => {
+  it("answers with the sent message, writes no stream entry, and the worker sends nothing more", async () => {
+    const before = Number(await redis.xlen("message_queue:email"));
+    const { res, body } = await send({ ...EMAIL, to: `sync-${Date.now()}@example.com` }, {}, { SYNC_MESSAGE_PROCESSING: "true" });
+    expect(res.status).toBe(201);
+    expect(body).toMatchObject({ status: "sent", attempts: 1 });
+    expect(body.provider_message_id).toMatch(/^[A-Za-z0-9]{22}$/);
+    expect(Number(await redis.xlen("message_queue:email"))).toBe(before);
+    await drainAll("email");
+    expect((await events(body.id)).filter((e) => e.type === "attempt")).toHaveLength(1);
+    expect(await eventTypes(body.id)).not.toContain("enqueued");
+  });
+
+  it("a failed inline attempt answers retry and is finished by the worker", async () => {
+    const { body } = await send({ ...EMAIL, to: "transient-failure@example.com" }, {}, { SYNC_MESSAGE_PROCESSING: "true" });
+    expect(body.status).toBe("retry");
+    expect(body.error).toMatchObject({ code: "server_error" });
+    const final = await waitFor(
+      async () => {
+        await drainAll("email");
+        return messageStatus(body.id);
+      },
+      (m) => m.status === "failed",
+      15_000,
+    );
+    expect(final.attempts).toBe(3);
+  });
+});
+
+describe("sweep", () => {
+  it("delivers a message whose XADD failed, once Redis is back", async () => {
+    const { res, body } = await send({ ...SMS, ...freshPair() }, {}, { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9", REDIS_TIMEOUT_MS: "500" });
+    expect(res.status).toBe(201);
+    await drainAll("sms");
+    expect((await messageStatus(body.id)).status).toBe("pending");
+    // Two minutes pass.
+    await sql(`update messages set created_at = created_at - interval '2 minutes', updated_at = updated_at - interval '2 minutes' where id = $1`, [body.id]);
+    const result = await sweep(env);
+    expect(result.reenqueued.map((m) => m.id)).toContain(body.id);
+    await drainAll("sms");
+    expect((await waitFor(() => messageStatus(body.id), (m) => m.status === "sent")).attempts).toBe(1);
+    const enqueued = (await events(body.id)).filter((e) => e.type === "enqueued");
+    expect(enqueued.at(-1)!.data).toMatchObject({ queue: "sms", source: "sweep" });
+  });
+
+  it("does not re-enqueue a message that merely waits in the stream", async () => {
+    const { body } = await send({ ...SMS, ...freshPair() });
+    await sql(`update messages set created_at = created_at - interval '2 minutes', updated_at = updated_at - interval '2 minutes' where id = $1`, [body.id]);
+    // The worker has not read it yet: the group's lag is not zero and nothing newer was delivered.
+    const result = await sweep(env);
+    expect(result.reenqueued.map((m) => m.id)).not.toContain(body.id);
+    await drainAll("sms");
+  });
+
+  it("recovers a row stuck in sending past the lease as an ambiguous attempt and sends it again", async () => {
+    const { body } = await send({ ...SMS, ...freshPair() });
+    // A worker claimed it and died before recording the outcome.
+    await sql(`update messages set status = 'sending', attempts = 1, updated_at = now() - interval '10 minutes' where id = $1`, [body.id]);
+    await redis.xtrim("message_queue:sms", { strategy: "MAXLEN", threshold: 100000 });
+    const result = await sweep(env);
+    expect(result.recovered).toContainEqual({ id: body.id, type: "sms", status: "retry" });
+    await drainAll("sms");
+    const final = await waitFor(() => messageStatus(body.id), (m) => m.status === "sent");
+    expect(final.attempts).toBe(2);
+    const timeline = await events(body.id);
+    expect(timeline.some((e) => e.type === "status_changed" && e.data.reason === "lease_expired")).toBe(true);
+  });
+
+  it("writes a heartbeat that /ready reports, and trims acknowledged entries", async () => {
+    await sweep(env);
+    const ready = await getJson("/ready");
+    expect(ready.body.checks.redis.sweep_heartbeat_age_seconds).toBeLessThan(5);
+  });
+});
+
+describe("queue stats", () => {
+  it("reports every key for sms, mms and email (case 29)", async () => {
+    const { res, body } = await getJson("/api/v1/queue/stats");
+    expect(res.status).toBe(200);
+    for (const type of ["sms", "mms", "email"]) {
+      expect(Object.keys(body.queues[type]).sort()).toEqual(
+        ["dead_letters", "failed_total", "oldest_pending_age_seconds", "pending", "processed_total", "retry_scheduled", "stream", "stream_length", "worker_heartbeat_age_seconds"].sort(),
+      );
+      expect(body.queues[type].stream).toBe(`message_queue:${type}`);
+    }
+    expect(body.queues.sms.processed_total).toBeGreaterThan(0);
+    expect(body.generated_at).toMatch(/Z$/);
+  });
+});
