@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { SANDBOX_CREDENTIALS } from "./dev/sandbox/api.ts";
 
 export default defineConfig({
   plugins: [
@@ -12,6 +13,18 @@ export default defineConfig({
           NEON_WS_PROXY: inject("neonWsProxy"),
           DATABASE_URL: inject("databaseUrl"),
           PROVIDER_SANDBOX_URL: inject("sandboxUrl"),
+          // The real Twilio and SendGrid clients against the provider sandbox: providers are mocked
+          // at the HTTP boundary only. API-key auth, so webhooks need no signature unless a test
+          // sets TWILIO_AUTH_TOKEN. The sandbox answers the simulator's magic recipients alike.
+          PROVIDER_MODE: "live",
+          TWILIO_API_BASE_URL: inject("sandboxUrl"),
+          SENDGRID_API_BASE_URL: inject("sandboxUrl"),
+          TWILIO_ACCOUNT_SID: SANDBOX_CREDENTIALS.twilioAccountSid,
+          TWILIO_API_KEY_SID: SANDBOX_CREDENTIALS.twilioApiKeySid,
+          TWILIO_API_KEY_SECRET: SANDBOX_CREDENTIALS.twilioApiKeySecret,
+          SENDGRID_API_KEY: SANDBOX_CREDENTIALS.sendgridApiKey,
+          PUBLIC_BASE_URL: "http://service.test",
+          PROVIDER_TIMEOUT_MS: "1000",
           RATE_LIMIT_REQUESTS: "10000",
           // Retries that finish within a test: 3 attempts, backoff base 0.1 s capped at 2 s.
           QUEUE_MAX_ATTEMPTS: "3",

@@ -22,6 +22,9 @@ export function sandboxConfig(overrides: Record<string, string | undefined> = {}
     TWILIO_AUTH_TOKEN: SANDBOX_CREDENTIALS.twilioAuthToken,
     SENDGRID_API_KEY: SANDBOX_CREDENTIALS.sendgridApiKey,
     PUBLIC_BASE_URL: "https://msg.example.com",
+    // The suite's bindings use API-key auth; these tests pick their auth explicitly.
+    TWILIO_API_KEY_SID: undefined,
+    TWILIO_API_KEY_SECRET: undefined,
     ...overrides,
   };
   for (const [key, value] of Object.entries(vars)) if (value === undefined) delete vars[key];
