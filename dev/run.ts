@@ -15,6 +15,7 @@ try {
     token: process.env.UPSTASH_REDIS_REST_TOKEN ?? "dev-token",
     bridgePort: Number(process.env.REDIS_BRIDGE_PORT ?? 8079),
     proxyPort: Number(process.env.NEON_PROXY_PORT ?? 8078),
+    sandboxPort: Number(process.env.PROVIDER_SANDBOX_PORT ?? 8077),
   });
 } catch (error) {
   console.error(`npm run dev: ${error instanceof StackError ? error.message : String(error)}`);

@@ -103,8 +103,19 @@ export function sandboxVars(sandbox: ProviderSandbox, workerUrl: string, vars: R
   return out;
 }
 
+async function portAnswers(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   process.env.WRANGLER_SEND_METRICS = "false";
+  // Otherwise a server left over on the port would answer for us.
+  if (await portAnswers(opts.port)) throw new StackError(`port ${opts.port} is already in use; stop what runs there or set PORT`);
   await checkServices(opts.databaseUrl, opts.redisUrl);
   if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
   await applyMigrations(opts.databaseUrl);

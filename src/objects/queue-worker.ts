@@ -13,6 +13,12 @@ import { recordProcessing, flushSamples } from "../services/metrics";
 import type { Channel } from "../validation/address";
 
 const HEARTBEAT_EVERY_MS = 5_000;
+/**
+ * When the stream was drained but doorbells keep ringing (a steady trickle), wait this long before
+ * the next read so that a batch gathers: fewer Redis commands per message, a little latency under
+ * load. At light load no doorbell rings during a run and nothing waits.
+ */
+const GATHER_MS = 100;
 const ERROR_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 
 export interface WorkerStats {
@@ -146,10 +152,14 @@ export class QueueWorker extends DurableObject<Env> {
         carry = { ack: step.entries.map((e) => e.entryId), result };
 
         // A short read means the stream was drained when we read it; a doorbell tells us otherwise.
-        if (step.entries.length < config.QUEUE_BATCH_SIZE && step.source === ">" && !this.rung) {
-          const flush = await workerStep(redis, this.stepInput(name, type, carry, 0, true));
-          if (flush.earliestDue !== undefined) this.earliestDue = flush.earliestDue;
-          return false;
+        if (step.entries.length < config.QUEUE_BATCH_SIZE && step.source === ">") {
+          if (!this.rung) {
+            const flush = await workerStep(redis, this.stepInput(name, type, carry, 0, true));
+            if (flush.earliestDue !== undefined) this.earliestDue = flush.earliestDue;
+            return false;
+          }
+          this.rung = false;
+          await new Promise((r) => setTimeout(r, GATHER_MS));
         }
       }
     } finally {

@@ -117,7 +117,45 @@ function parseEntries(raw: unknown): StreamEntry[] {
   });
 }
 
+/** Only acknowledge and read: a plain two-command pipeline instead of the script. */
+function isPlainStep(input: StepInput): boolean {
+  return (
+    input.count > 0 &&
+    input.retries.length === 0 &&
+    input.deadLetters.length === 0 &&
+    input.processed + input.failed === 0 &&
+    !input.readPendingFirst &&
+    !input.heartbeat &&
+    !input.moveDue &&
+    !input.wantEarliest
+  );
+}
+
+async function plainStep(redis: Redis, input: StepInput): Promise<StepResult | null> {
+  const stream = streamKey(input.type);
+  const pipeline = redis.pipeline();
+  if (input.ack.length > 0) pipeline.xack(stream, CONSUMER_GROUP, input.ack);
+  pipeline.xreadgroup(CONSUMER_GROUP, input.consumer, stream, ">", { count: input.count });
+  const replies = await pipeline.exec({ keepErrors: true });
+  const read = replies.at(-1)!;
+  if (read.error) {
+    if (String(read.error).includes("NOGROUP")) return null; // the script creates the group
+    throw new Error(String(read.error));
+  }
+  if (replies.length > 1 && replies[0]!.error) throw new Error(String(replies[0]!.error));
+  const streams = read.result as [string, unknown][] | null;
+  return { entries: parseEntries(streams?.[0]?.[1] ?? []), earliestDue: undefined, moved: 0, source: ">" };
+}
+
 export async function workerStep(redis: Redis, input: StepInput): Promise<StepResult> {
+  if (isPlainStep(input)) {
+    try {
+      const result = await plainStep(redis, input);
+      if (result) return result;
+    } catch (error) {
+      throw redisError(error);
+    }
+  }
   const now = Date.now();
   const args = [
     CONSUMER_GROUP,
