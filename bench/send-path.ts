@@ -3,7 +3,7 @@
 // and 50 connections. Rate limiting is off so the pipeline is measured alone.
 //   npm run bench:send            (PORT and DURATION_S optional)
 import autocannon from "autocannon";
-import { smsBody, startBenchStack } from "./lib.ts";
+import { percentile, smsBody, startBenchStack } from "./lib.ts";
 
 const PORT = Number(process.env.PORT ?? 8180);
 const DURATION_S = Number(process.env.DURATION_S ?? 10);
@@ -23,11 +23,15 @@ try {
     if (res.status !== 201) throw new Error(`send answered ${res.status}: ${await res.text()}`);
   }
   await new Promise((r) => setTimeout(r, 1000)); // let waitUntil work finish
+  // The worker runs meanwhile and has its own connections and requests: tell them apart. A send
+  // route opens one pool per request; the worker's runs claim and record (2+ queries each). The
+  // send's Redis request is a lone XADD; the worker's are scripts and XACK+XREADGROUP pipelines.
   const redis = stack.bridge.stats();
   const pg = stack.proxy.stats();
-  console.log(`round trips per async send (mean of ${N} sends):`);
-  console.log(`  postgres queries   ${(pg.queries / N).toFixed(2)}  (connections opened ${(pg.connections / N).toFixed(2)})`);
-  console.log(`  redis requests     ${(redis.requests / N).toFixed(2)}  (commands ${(redis.commands / N).toFixed(2)})`);
+  const single = pg.queriesPerConnection.filter((n) => n === 1).length;
+  console.log(`round trips per async send (${N} sends, one after another; the worker running alongside):`);
+  console.log(`  postgres: ${single} connections with exactly 1 query (the sends'), ${pg.connections - single} others with ${pg.queries - single} queries (the worker's)`);
+  console.log(`  redis:    ${redis.requestsByCommands.XADD ?? 0} requests that are a lone XADD (the sends'); all requests by commands: ${JSON.stringify(redis.requestsByCommands)}`);
 
   console.log(`\nPOST /api/v1/messages/send under autocannon, ${DURATION_S} s each, distinct pairs:`);
   console.log("  connections   req/s     p50 ms   p90 ms   p99 ms   non-2xx");
@@ -46,3 +50,29 @@ try {
 } finally {
   await stack.close();
 }
+
+// Async against sync sends with the simulator at 100 ms (DESIGN.md §8: async ≤ 1/3 of sync).
+async function sequentialLatency(vars: Record<string, string>, count = 100): Promise<number[]> {
+  const s = await startBenchStack(PORT, { SIMULATOR_LATENCY_MS: "100", ...vars });
+  try {
+    const url = `${s.url}/api/v1/messages/send`;
+    for (let i = 0; i < 10; i++) await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
+    const ms: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
+      await res.text();
+      if (res.status !== 201) throw new Error(`send answered ${res.status}`);
+      ms.push(performance.now() - started);
+    }
+    return ms.sort((a, b) => a - b);
+  } finally {
+    await s.close();
+  }
+}
+const asyncMs = await sequentialLatency({ SYNC_MESSAGE_PROCESSING: "false" });
+const syncMs = await sequentialLatency({ SYNC_MESSAGE_PROCESSING: "true" });
+console.log("\nsend latency, one at a time, simulator at 100 ms (100 sends each):");
+console.log(`  async  p50 ${percentile(asyncMs, 50).toFixed(1)} ms  p99 ${percentile(asyncMs, 99).toFixed(1)} ms`);
+console.log(`  sync   p50 ${percentile(syncMs, 50).toFixed(1)} ms  p99 ${percentile(syncMs, 99).toFixed(1)} ms`);
+console.log(`  async / sync at p50: ${(percentile(asyncMs, 50) / percentile(syncMs, 50)).toFixed(2)}   (budget ≤ 0.33)`);

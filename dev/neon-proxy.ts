@@ -17,7 +17,7 @@ export interface NeonProxy {
   /** host:port/path to give to neonConfig.wsProxy, e.g. "127.0.0.1:43122/v1" */
   wsProxy: string;
   /** frontend protocol messages seen: queries = simple 'Q' messages + extended-protocol 'S' (Sync) messages; connections = websocket connections accepted */
-  stats(): { connections: number; queries: number };
+  stats(): { connections: number; queries: number; queriesPerConnection: number[] };
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -57,6 +57,7 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
   const allowedHosts = new Set(opts.allowedHosts ?? ["127.0.0.1", "localhost"]);
   let connections = 0;
   let queries = 0;
+  let perConnection: number[] = [];
   const sockets = new Set<net.Socket>();
 
   const server = http.createServer((_req, res) => {
@@ -78,8 +79,13 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
 
   function relay(ws: WebSocket, target: { host: string; port: number }): void {
     connections++;
+    // Per connection too: a send route's pool and a worker run's pool can be told apart.
+    const index = perConnection.push(0) - 1;
     const counter = new FrontendMessageCounter((type) => {
-      if (type === "Q" || type === "S") queries++;
+      if (type === "Q" || type === "S") {
+        queries++;
+        perConnection[index]!++;
+      }
     });
     const tcp = net.connect({ host: target.host, port: target.port });
     tcp.setNoDelay(true);
@@ -132,10 +138,11 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
 
   return {
     wsProxy: `${urlHost}:${port}/v1`,
-    stats: () => ({ connections, queries }),
+    stats: () => ({ connections, queries, queriesPerConnection: [...perConnection] }),
     resetStats() {
       connections = 0;
       queries = 0;
+      perConnection = [];
     },
     async close() {
       for (const ws of wss.clients) ws.terminate();

@@ -14,7 +14,7 @@ export interface RedisBridge {
   url: string;
   token: string;
   /** HTTP requests served since start or the last resetStats (one per POST, a pipeline counts 1) */
-  stats(): { requests: number; commands: number };
+  stats(): { requests: number; commands: number; requestsByCommands: Record<string, number> };
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -206,6 +206,12 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
 
   let requests = 0;
   let commands = 0;
+  /** requests by the command names they carried, e.g. "XADD" or "XACK+XREADGROUP": who sent what */
+  let byCommands: Record<string, number> = {};
+  const tally = (batch: Arg[][]) => {
+    const key = batch.map((c) => c[0]!.toString().toUpperCase()).join("+");
+    byCommands[key] = (byCommands[key] ?? 0) + 1;
+  };
 
   /** Runs the commands on the shared connection, or on a connection of their own if one may block. */
   async function run<T>(batch: Arg[][], res: http.ServerResponse, fn: (conn: Redis) => Promise<T>): Promise<T> {
@@ -248,6 +254,7 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
       }
       const batch = parsed.map(toCommand);
       commands += batch.length;
+      tally(batch);
       if (path === "/pipeline") {
         // Issued back to back without awaiting: one round trip to Redis, replies in order.
         const outcomes = await run(batch, res, (conn) => Promise.allSettled(batch.map((c) => send(conn, c))));
@@ -294,6 +301,7 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
       command.push(...query);
     }
     commands += 1;
+    tally([command]);
     const [outcome] = await run([command], res, (conn) => Promise.allSettled([send(conn, command)]));
     const item = toItem(outcome!, base64);
     return json(res, "error" in item ? 400 : 200, item);
@@ -318,10 +326,11 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
   return {
     url: `http://${urlHost}:${port}`,
     token: opts.token,
-    stats: () => ({ requests, commands }),
+    stats: () => ({ requests, commands, requestsByCommands: { ...byCommands } }),
     resetStats() {
       requests = 0;
       commands = 0;
+      byCommands = {};
     },
     async close() {
       await new Promise<void>((resolve) => {

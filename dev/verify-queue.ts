@@ -50,8 +50,9 @@ try {
   const entry = entries.find(([, fields]) => fields[1]?.includes(id));
   result(Boolean(entry), "message reached its stream", entry ? `XRANGE message_queue:sms has ${entry[0]} for ${id} (XLEN ${await redis.xlen("message_queue:sms")})` : `no entry for ${id} among the last 500`);
 
-  const final = await poll(id, (m) => m.status === "sent" || m.status === "failed");
-  result(final?.status === "sent", "pending → sent", `status ${final?.status}, attempts ${final?.attempts}, provider id ${final?.provider_message_id}`);
+  // With the provider sandbox (npm run dev) a delivery callback may already have moved it on.
+  const final = await poll(id, (m) => ["sent", "delivered", "failed"].includes(m.status));
+  result(["sent", "delivered"].includes(final?.status) && final?.sent_at !== null, "pending → sent", `status ${final?.status}, sent_at ${final?.sent_at}, attempts ${final?.attempts}, provider id ${final?.provider_message_id}`);
   const timeline = (await api(`/api/v1/messages/${id}/events`)).body?.events?.map((e: any) => e.type) ?? [];
   result(timeline.includes("enqueued") && timeline.includes("attempt"), "timeline", timeline.join(" → "));
 

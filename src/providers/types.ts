@@ -1,20 +1,15 @@
 // The provider interface: one call per message attempt, a typed result or a typed error whose
 // class decides what the pipeline does next (DESIGN.md invariant 4, API-CONTRACT §2.4).
 import type { Channel } from "../validation/address";
+import type { MessageContent } from "../validation/messages";
 
 export type ProviderName = "twilio" | "sendgrid";
 
 /** rate_limited and transient and timeout are retried; permanent is dead-lettered at once. */
 export type ErrorClass = "rate_limited" | "transient" | "timeout" | "permanent";
 
-export interface OutboundMessage {
+export interface OutboundMessage extends MessageContent {
   id: string;
-  type: Channel;
-  from: string;
-  to: string;
-  body: string | null;
-  attachments: string[];
-  metadata: Record<string, unknown>;
   attempt: number;
   createdAt: string;
   /** an earlier attempt may have been accepted by the provider */

@@ -9,13 +9,17 @@ export const EMAIL_BODY_MAX_BYTES = 102_400;
 export const MAX_ATTACHMENTS = 10;
 const MAX_URL_LENGTH = 2048;
 
-export interface SendInput {
+/** What every message carries, whichever way it travels (send, provider call, inbound webhook). */
+export interface MessageContent {
   type: Channel;
   from: string;
   to: string;
   body: string | null;
   attachments: string[];
   metadata: Record<string, unknown>;
+}
+
+export interface SendInput extends MessageContent {
   parentId: string | null;
   conversationType: "direct" | "thread";
 }

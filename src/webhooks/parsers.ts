@@ -4,20 +4,15 @@
 import { badRequest, type FieldIssue } from "../errors";
 import { isPlainObject } from "../validation/common";
 import { normalizeEmail, normalizeLoose, type Channel } from "../validation/address";
+import type { MessageContent } from "../validation/messages";
 import { sha256Hex } from "./signatures";
 
 export type WebhookProvider = "twilio" | "sendgrid";
 
 /** An inbound message, ready to store. `providerMessageId` is also its dedupe key. */
-export interface InboundInput {
+export interface InboundInput extends MessageContent {
   provider: WebhookProvider;
   providerMessageId: string;
-  type: Channel;
-  from: string;
-  to: string;
-  body: string | null;
-  attachments: string[];
-  metadata: Record<string, unknown>;
 }
 
 export interface TwilioStatusInput {
