@@ -2,8 +2,8 @@
 // route modules mounted on it.
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
-import type { Context } from "hono";
-import { ConfigError, loadConfig } from "./config";
+import type { Context, MiddlewareHandler } from "hono";
+import { ConfigError, loadConfig, type Config } from "./config";
 import { AppError, DependencyError, INTERNAL_ERROR_BODY, notFound } from "./errors";
 import { createDeps, type AppEnv } from "./http/context";
 import { RouteTable } from "./http/routes";
@@ -36,6 +36,22 @@ export function errorResponse(c: Context, error: unknown): Response {
   }
   log("error", "unhandled_error", { request_id: requestId, ...errorFields(error), stack: error instanceof Error ? error.stack : undefined });
   return c.json(INTERNAL_ERROR_BODY, 500);
+}
+
+const corsHandlers = new WeakMap<Config, MiddlewareHandler>();
+
+function corsFor(config: Config): MiddlewareHandler {
+  let handler = corsHandlers.get(config);
+  if (!handler) {
+    handler = cors({
+      origin: config.CORS_ORIGINS,
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-Id"],
+      exposeHeaders: ["X-Correlation-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "Idempotent-Replayed"],
+      maxAge: 600,
+    });
+    corsHandlers.set(config, handler);
+  }
+  return handler;
 }
 
 /** Work that must finish but must not delay the response. */
@@ -85,7 +101,8 @@ export function createApp() {
     }
   });
 
-  app.use("*", (c, next) => cors({ origin: c.get("config").CORS_ORIGINS, allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-Id"], exposeHeaders: ["X-Correlation-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "Idempotent-Replayed"], maxAge: 600 })(c, next));
+  // Preflights are answered here: before route matching, auth and rate limiting (§1.1).
+  app.use("*", (c, next) => corsFor(c.get("config"))(c, next));
 
   // Route match (404 / 405) before anything else that could answer.
   app.use("*", async (c, next) => {

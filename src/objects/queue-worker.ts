@@ -11,6 +11,7 @@ import { openRedis } from "../queue/redis";
 import { workerStep, type StepInput } from "../queue/worker-step";
 import { recordProcessing, flushSamples } from "../services/metrics";
 import type { Channel } from "../validation/address";
+import { UUID } from "../validation/common";
 
 const HEARTBEAT_EVERY_MS = 5_000;
 /**
@@ -144,7 +145,8 @@ export class QueueWorker extends DurableObject<Env> {
         if (step.source === ">") this.recheckPending = false;
         if (step.entries.length === 0) return false;
 
-        const ids = [...new Set(step.entries.map((e) => e.messageId).filter((id): id is string => id !== null))];
+        // A malformed entry (no data, not JSON, not a UUID) is acknowledged and dropped, never retried.
+        const ids = [...new Set(step.entries.map((e) => e.messageId).filter((id): id is string => id !== null && UUID.test(id)))];
         const result = await processClaimed(config, db, await claim(db, ids));
         this.counters.batches++;
         this.counters.processed += result.outcomes.length;

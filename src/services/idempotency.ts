@@ -31,7 +31,7 @@ export function canonicalJson(value: unknown): string {
 
 export type Claim = { kind: "new" } | { kind: "replay"; status: number; body: string };
 
-export async function claimKey(deps: Deps, scope: string, key: string, body: unknown): Promise<Claim> {
+export async function claimKey(deps: Deps, scope: string, key: string, body: unknown, tries = 3): Promise<Claim> {
   const fingerprint = toHex(await sha256(canonicalJson(body)));
   // Insert, or take over an expired key; otherwise return the existing row untouched.
   const [row] = await deps.db().run<Row>(sql`
@@ -46,7 +46,12 @@ export async function claimKey(deps: Deps, scope: string, key: string, body: unk
     select coalesce((select claimed from ins), false) as claimed, k.fingerprint, k.response_status, k.response_body
       from (select 1) one left join idempotency_keys k on k.scope = ${scope} and k.key = ${key}`);
   if (row?.claimed) return { kind: "new" };
-  if (!row || row.fingerprint == null) return claimKey(deps, scope, key, body); // released meanwhile: try again
+  // Not ours and not visible: a concurrent first request committed after our snapshot, or released
+  // the key meanwhile. Look again (a fresh statement, a fresh snapshot).
+  if (!row || row.fingerprint == null) {
+    if (tries <= 1) throw conflict("A request with this Idempotency-Key is still being processed", { "Retry-After": "1" });
+    return claimKey(deps, scope, key, body, tries - 1);
+  }
   if (row.fingerprint !== fingerprint) throw conflict("Idempotency-Key was already used with a different request body");
   if (row.response_status == null) {
     throw conflict("A request with this Idempotency-Key is still being processed", { "Retry-After": "1" });

@@ -102,6 +102,17 @@ describe("QueueWorker", () => {
     expect(await redis.xpending("message_queue:sms", "workers", "-", "+", 10)).toEqual([]);
   });
 
+  it("acknowledges malformed stream entries without failing the batch", async () => {
+    const { body } = await send({ ...SMS, ...freshPair() });
+    for (const data of ["not json", JSON.stringify({ message_id: "not-a-uuid" }), JSON.stringify({ message_id: "x}','{y" }), JSON.stringify({ other: 1 })]) {
+      await redis.xadd("message_queue:sms", "*", { data });
+    }
+    await drainAll("sms");
+    expect((await waitFor(() => messageStatus(body.id), (m) => m.status === "sent")).status).toBe("sent");
+    expect(await redis.xpending("message_queue:sms", "workers", "-", "+", 10)).toEqual([]);
+    expect((await worker("sms:0").stats()).lastError).toBeNull();
+  });
+
   it("1,000 messages across 2 shards are all sent, none twice", async () => {
     const pair = freshPair();
     const ids: string[] = [];
@@ -197,10 +208,11 @@ describe("sweep", () => {
   });
 
   it("does not re-enqueue a message that merely waits in the stream", async () => {
-    // A backlog: the row is two minutes old and its entry sits undelivered in the stream (added
-    // without a doorbell, so no worker has read it yet).
+    // A backlog: the row has not been touched for two minutes and its entry sits undelivered in the
+    // stream (added without a doorbell, so no worker has read it yet). Its created_at stays: an
+    // entry is always younger than its row, and the sweep compares rows with delivered entries.
     const { body } = await sendPending({ type: "mms", ...freshPair(), body: "", attachments: ["https://example.com/a.jpg"] });
-    await sql(`update messages set created_at = created_at - interval '2 minutes', updated_at = updated_at - interval '2 minutes' where id = $1`, [body.id]);
+    await sql(`update messages set updated_at = updated_at - interval '2 minutes' where id = $1`, [body.id]);
     await redis.xadd("message_queue:mms", "*", { data: JSON.stringify({ message_id: body.id, retry_count: 0, scheduled_at: new Date().toISOString() }) });
     const result = await sweep(env);
     expect(result.reenqueued.map((m) => m.id)).not.toContain(body.id);
