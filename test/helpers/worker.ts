@@ -32,3 +32,15 @@ export async function waitFor<T>(probe: () => Promise<T>, done: (value: T) => bo
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Runs the type's workers until the message satisfies `until` (retries come due meanwhile). */
+export function settle(id: string, until: (m: any) => boolean, type: "sms" | "mms" | "email" = "sms", timeoutMs = 20_000) {
+  return waitFor(
+    async () => {
+      await drainAll(type);
+      return messageStatus(id);
+    },
+    until,
+    timeoutMs,
+  );
+}

@@ -7,22 +7,11 @@ import { sweep } from "../../src/index";
 import { call } from "../helpers/http";
 import { getJson, send, SMS } from "../helpers/fixtures";
 import { acceptedTwilioMessages, producedCallbacks, programme, received, uniquePhone } from "../helpers/sandbox";
-import { drainAll, messageStatus, waitFor, worker } from "../helpers/worker";
+import { messageStatus, settle, waitFor, worker } from "../helpers/worker";
 import { sql } from "../helpers/db";
 
 async function events(id: string) {
   return (await getJson(`/api/v1/messages/${id}/events`)).body.events as { type: string; data: any; created_at: string }[];
-}
-
-async function settle(id: string, until: (m: any) => boolean, timeoutMs = 20_000) {
-  return waitFor(
-    async () => {
-      await drainAll("sms");
-      return messageStatus(id);
-    },
-    until,
-    timeoutMs,
-  );
 }
 
 describe("worker with the Twilio client and the sandbox", () => {
@@ -71,7 +60,7 @@ describe("worker with the Twilio client and the sandbox", () => {
     await new Promise((r) => setTimeout(r, 2000));
     await sql(`update messages set updated_at = now() - interval '10 minutes' where id = any($1::uuid[]) and status = 'sending'`, [ids]);
     await sweep(env);
-    for (const id of ids) await settle(id, (m) => m.status === "sent" || m.status === "failed", 30_000);
+    for (const id of ids) await settle(id, (m) => m.status === "sent" || m.status === "failed", "sms", 30_000);
     const rows = await sql<{ status: string; n: number }>(`select status, count(*)::int as n from messages where id = any($1::uuid[]) group by status`, [ids]);
     expect(rows).toEqual([{ status: "sent", n: 6 }]);
     for (const to of recipients) expect(await acceptedTwilioMessages(to)).toHaveLength(1);

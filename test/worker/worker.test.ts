@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { sweep } from "../../src/index";
 import { call } from "../helpers/http";
 import { EMAIL, freshPair, getJson, send, sendPending, SMS } from "../helpers/fixtures";
-import { drainAll, eventTypes, messageStatus, waitFor, worker } from "../helpers/worker";
+import { drainAll, eventTypes, messageStatus, settle, waitFor, worker } from "../helpers/worker";
 import { sql } from "../helpers/db";
 
 const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, automaticDeserialization: false });
@@ -66,25 +66,22 @@ describe("QueueWorker", () => {
 
   it("retries a rate-limited message with backoff, then dead-letters it after the last attempt (case 28)", async () => {
     const { body } = await send({ ...SMS, to: "+15005550002" });
-    const final = await waitFor(
-      async () => {
-        await drainAll("sms");
-        return messageStatus(body.id);
-      },
-      (m) => m.status === "failed",
-      20_000,
-    );
+    const final = await settle(body.id, (m) => m.status === "failed");
     expect(final).toMatchObject({ status: "failed", attempts: 3, error: { code: "20429" } });
     const timeline = await events(body.id);
     const kinds = timeline.map((e) => e.type).filter((t) => ["attempt", "retry_scheduled", "dead_lettered"].includes(t));
     expect(kinds).toEqual(["attempt", "retry_scheduled", "attempt", "retry_scheduled", "attempt", "dead_lettered"]);
     const firstAttempt = timeline.find((e) => e.type === "attempt")!;
     expect(firstAttempt.data).toMatchObject({ outcome: "error", error_class: "rate_limited", error_code: "20429" });
-    for (const scheduled of timeline.filter((e) => e.type === "retry_scheduled")) {
-      // Retry-After (1 s) is larger than the test backoff (0.1 s base, 2 s cap) and wins.
+    timeline.forEach((scheduled, i) => {
+      if (scheduled.type !== "retry_scheduled") return;
+      // Retry-After (1 s) is larger than the test backoff (0.1 s base, 2 s cap) and wins: the retry
+      // is due at least 1 s after the claim that preceded the provider call. (The event's own
+      // created_at is the later recording time, so it is not the reference.)
+      const claim = timeline.slice(0, i).findLast((e) => e.type === "status_changed" && e.data.to === "sending")!;
       expect(scheduled.data.delay_seconds).toBeGreaterThanOrEqual(1);
-      expect(Date.parse(scheduled.data.due_at) - Date.parse(scheduled.created_at)).toBeGreaterThanOrEqual(990);
-    }
+      expect(Date.parse(scheduled.data.due_at) - Date.parse(claim.created_at)).toBeGreaterThanOrEqual(1000);
+    });
     const dead = timeline.find((e) => e.type === "dead_lettered")!;
     expect(dead.data).toEqual({ attempts: 3, error_class: "rate_limited", error_code: "20429" });
   });
@@ -179,14 +176,7 @@ describe("sync mode", () => {
     const { body } = await send({ ...EMAIL, to: "transient-failure@example.com" }, {}, { SYNC_MESSAGE_PROCESSING: "true" });
     expect(body.status).toBe("retry");
     expect(body.error).toMatchObject({ code: "server_error" });
-    const final = await waitFor(
-      async () => {
-        await drainAll("email");
-        return messageStatus(body.id);
-      },
-      (m) => m.status === "failed",
-      15_000,
-    );
+    const final = await settle(body.id, (m) => m.status === "failed", "email");
     expect(final.attempts).toBe(3);
   });
 });
