@@ -3,7 +3,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import type { Context, MiddlewareHandler } from "hono";
-import { ConfigError, loadConfig, type Config } from "./config";
+import { ConfigError, configurationProblems, loadConfig, type Config } from "./config";
 import { AppError, DependencyError, INTERNAL_ERROR_BODY, notFound } from "./errors";
 import { createDeps, type AppEnv } from "./http/context";
 import { RouteTable } from "./http/routes";
@@ -36,6 +36,16 @@ export function errorResponse(c: Context, error: unknown): Response {
   }
   log("error", "unhandled_error", { request_id: requestId, ...errorFields(error), stack: error instanceof Error ? error.stack : undefined });
   return c.json(INTERNAL_ERROR_BODY, 500);
+}
+
+const reported = new WeakSet<Config>();
+
+/** Logs missing or unsafe production settings once per isolate and configuration. */
+function reportConfiguration(config: Config) {
+  if (reported.has(config)) return;
+  reported.add(config);
+  const problems = configurationProblems(config);
+  if (problems.length) log("warn", "configuration_problems", { environment: config.ENVIRONMENT, problems });
 }
 
 const corsHandlers = new WeakMap<Config, MiddlewareHandler>();
@@ -92,6 +102,7 @@ export function createApp() {
       }
       throw error;
     }
+    reportConfiguration(c.get("config"));
     const deps = createDeps(c.get("config"));
     c.set("deps", deps);
     try {

@@ -141,3 +141,26 @@ export function loadConfig(env: object): Config {
   cache.set(env, config);
   return config;
 }
+
+const httpsOnly = (value: string | undefined) => value === undefined || new URL(value).protocol === "https:";
+
+/**
+ * Settings that are missing or unsafe for a deployment outside development. /ready reports them and
+ * they are logged once per isolate; none of them stops the service (auth and webhooks already fail
+ * closed), but each names what an operator must set.
+ */
+export function configurationProblems(config: Config): string[] {
+  if (config.ENVIRONMENT === "development") return [];
+  const problems: string[] = [];
+  if (config.API_KEYS.length === 0) problems.push("API_KEYS is not set: every protected route answers 401");
+  if (!config.PUBLIC_BASE_URL) problems.push("PUBLIC_BASE_URL is not set: no status callbacks, and Twilio signatures cannot be checked");
+  else if (!httpsOnly(config.PUBLIC_BASE_URL)) problems.push("PUBLIC_BASE_URL must be an https URL");
+  if (!config.TWILIO_AUTH_TOKEN) problems.push("TWILIO_AUTH_TOKEN is not set: Twilio webhooks are refused");
+  if (!config.SENDGRID_WEBHOOK_PUBLIC_KEY) problems.push("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid Event Webhook deliveries are refused");
+  if (!config.SENDGRID_PARSE_PUBLIC_KEY) problems.push("SENDGRID_PARSE_PUBLIC_KEY is not set: SendGrid Inbound Parse deliveries are refused");
+  if (config.NEON_WS_PROXY) problems.push("NEON_WS_PROXY is a development setting: unset it");
+  if (!httpsOnly(config.TWILIO_API_BASE_URL)) problems.push("TWILIO_API_BASE_URL must be an https URL");
+  if (!httpsOnly(config.SENDGRID_API_BASE_URL)) problems.push("SENDGRID_API_BASE_URL must be an https URL");
+  if (!httpsOnly(config.UPSTASH_REDIS_REST_URL)) problems.push("UPSTASH_REDIS_REST_URL must be an https URL");
+  return problems;
+}

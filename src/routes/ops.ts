@@ -1,5 +1,6 @@
 // Ops routes (API-CONTRACT §8): probes and service description. No auth.
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { configurationProblems } from "../config";
 import { notFound, serviceUnavailable } from "../errors";
 import { renderMetrics } from "../services/metrics";
 import type { AppEnv } from "../http/context";
@@ -25,7 +26,9 @@ export function registerOpsRoutes(app: OpenAPIHono<AppEnv>) {
   app.get("/ready", async (c) => {
     const deps = c.get("deps");
     const [database, redis] = await Promise.all([checkDatabase(deps), checkRedis(deps)]);
-    const checks = { database, redis, providers: providerChecks(c.get("config")) };
+    const problems = configurationProblems(c.get("config"));
+    const configuration = { status: problems.length ? "degraded" : "healthy", problems };
+    const checks = { database, redis, providers: providerChecks(c.get("config")), configuration };
     const ready = database.status === "healthy" && redis.status === "healthy";
     if (!ready) {
       const failed = [database.status !== "healthy" && "database", redis.status !== "healthy" && "redis"].filter(Boolean);

@@ -2,6 +2,7 @@
 // content type (415), signature over the raw bytes (403), parsing (400), then the service. Every
 // delivery is counted in webhook_requests_total, and those that passed the signature check are
 // logged for the 24-hour statistics (§6.5).
+import type { Config } from "../config";
 import { AppError, DependencyError, unsupportedMediaType } from "../errors";
 import { MAX_BODY_BYTES, MAX_MULTIPART_BYTES, readBodyBytes } from "../http/body";
 import type { AppContext } from "../http/context";
@@ -71,6 +72,18 @@ async function accounted(c: AppContext, provider: WebhookProvider, run: (progres
   }
 }
 
+/**
+ * Whether a delivery must carry a valid signature: when its secret is configured, and always
+ * outside development, where a missing secret refuses every delivery instead of accepting forgeries
+ * (fail closed, like API keys).
+ */
+function mustVerify(config: Config, setting: "TWILIO_AUTH_TOKEN" | "SENDGRID_WEBHOOK_PUBLIC_KEY" | "SENDGRID_PARSE_PUBLIC_KEY"): boolean {
+  if (config[setting]) return true;
+  if (config.ENVIRONMENT === "development") return false;
+  log("warn", "webhook_refused_unverifiable", { setting, reason: `${setting} is not set outside development` });
+  throw invalidSignature();
+}
+
 /** §6.2: form-encoded (§9.1/9.2) or the JSON test format (§9.3), signed per §9.4. */
 export function intakeTwilio(c: AppContext): Promise<WebhookResult> {
   return accounted(c, "twilio", async (progress) => {
@@ -79,8 +92,8 @@ export function intakeTwilio(c: AppContext): Promise<WebhookResult> {
     const bytes = await readBodyBytes(c.req.raw, MAX_BODY_BYTES);
     const bodyKind = type === "application/x-www-form-urlencoded" ? "form" : type === "application/json" ? "json" : null;
     if (!bodyKind) throw unsupportedMediaType("Content-Type must be application/x-www-form-urlencoded or application/json");
-    if (config.TWILIO_AUTH_TOKEN) {
-      const valid = await verifyTwilio(config.TWILIO_AUTH_TOKEN, config.PUBLIC_BASE_URL, {
+    if (mustVerify(config, "TWILIO_AUTH_TOKEN")) {
+      const valid = await verifyTwilio(config.TWILIO_AUTH_TOKEN!, config.PUBLIC_BASE_URL, {
         url: c.req.raw.url,
         signature: c.req.header("x-twilio-signature"),
         bodyKind,
@@ -107,9 +120,9 @@ export function intakeSendgrid(c: AppContext): Promise<WebhookResult> {
     // Attachment parts count toward an Inbound Parse body, hence its larger limit (§1.1).
     const bytes = await readBodyBytes(c.req.raw, multipart ? MAX_MULTIPART_BYTES : MAX_BODY_BYTES);
     if (!multipart && type !== "application/json") throw unsupportedMediaType("Content-Type must be application/json or multipart/form-data");
-    const key = multipart ? config.SENDGRID_PARSE_PUBLIC_KEY : config.SENDGRID_WEBHOOK_PUBLIC_KEY;
-    if (key) {
-      const valid = await verifySendgrid(key, {
+    const setting = multipart ? "SENDGRID_PARSE_PUBLIC_KEY" : "SENDGRID_WEBHOOK_PUBLIC_KEY";
+    if (mustVerify(config, setting)) {
+      const valid = await verifySendgrid(config[setting]!, {
         signature: c.req.header("x-twilio-email-event-webhook-signature"),
         timestamp: c.req.header("x-twilio-email-event-webhook-timestamp"),
         body: bytes,
