@@ -90,6 +90,7 @@ export function createApp() {
     c.header("X-Correlation-Id", requestId);
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
+    c.header("X-Frame-Options", "DENY");
   });
 
   app.use("*", async (c, next) => {

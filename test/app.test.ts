@@ -91,6 +91,15 @@ describe("conventions", () => {
     }
   });
 
+  it("every answer carries the security headers, errors included", async () => {
+    for (const path of ["/live", "/nope"]) {
+      const res = await call(path);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+      expect(res.headers.get("x-frame-options")).toBe("DENY");
+    }
+  });
+
   it("probes carry no rate-limit headers", async () => {
     const res = await call("/health");
     expect(res.headers.get("x-ratelimit-limit")).toBeNull();
