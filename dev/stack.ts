@@ -28,6 +28,8 @@ export interface StackOptions {
 
 export interface Stack {
   url: string;
+  /** from spawning `wrangler dev` to the first 200 from /live */
+  coldStartMs: number;
   bridge: RedisBridge;
   proxy: NeonProxy;
   /** the provider sandbox, when started (see sandboxVars) */
@@ -146,6 +148,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   // Its own process group, so that stopping it also stops workerd and the other children of npx.
+  const spawnedAt = performance.now();
+  let coldStartMs = 0;
   const wrangler = spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: true });
   const signal = (name: NodeJS.Signals) => {
     try {
@@ -175,6 +179,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   try {
     await waitForLive(url, wrangler);
+    coldStartMs = performance.now() - spawnedAt;
   } catch (error) {
     await stop();
     throw error;
@@ -182,6 +187,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   return {
     url,
+    coldStartMs,
     bridge,
     proxy,
     sandbox,

@@ -164,3 +164,23 @@ export function configurationProblems(config: Config): string[] {
   if (!httpsOnly(config.UPSTASH_REDIS_REST_URL)) problems.push("UPSTASH_REDIS_REST_URL must be an https URL");
   return problems;
 }
+
+/**
+ * The settings that are secrets (`wrangler secret put`, never in wrangler.toml), with whether a
+ * production deployment needs them. `npm run secrets` prints the commands from this list.
+ */
+export const SECRETS = {
+  DATABASE_URL: "required: Neon pooled connection string",
+  UPSTASH_REDIS_REST_URL: "required: Upstash REST URL (https)",
+  UPSTASH_REDIS_REST_TOKEN: "required: Upstash REST token",
+  API_KEYS: "required: comma-separated bearer keys",
+  PUBLIC_BASE_URL: "required: the service's public https origin (callbacks, signatures)",
+  TWILIO_ACCOUNT_SID: "required for SMS/MMS",
+  TWILIO_AUTH_TOKEN: "required for SMS/MMS: REST auth and webhook signatures",
+  TWILIO_API_KEY_SID: "optional: API key auth instead of the auth token",
+  TWILIO_API_KEY_SECRET: "optional: with TWILIO_API_KEY_SID",
+  TWILIO_MESSAGING_SERVICE_SID: "optional: send from a Messaging Service",
+  SENDGRID_API_KEY: "required for email",
+  SENDGRID_WEBHOOK_PUBLIC_KEY: "required for SendGrid Event Webhook signatures",
+  SENDGRID_PARSE_PUBLIC_KEY: "required for SendGrid Inbound Parse signatures",
+} as const satisfies Partial<Record<keyof typeof ConfigSchema.shape, string>>;
