@@ -60,3 +60,29 @@ describe("Idempotency-Key", () => {
     expect(retried.res.status).toBe(201);
   });
 });
+
+describe("Idempotency-Key when its response cannot be stored", () => {
+  it("still answers 201 for the durable message, and a retry is told the key is in flight, never a second message", async () => {
+    const { sql } = await import("./helpers/db");
+    await sql(`create or replace function test_fail_store() returns trigger as $$
+      begin
+        if new.key like 'fail-store-%' and new.response_status is not null then raise exception 'injected failure'; end if;
+        return new;
+      end $$ language plpgsql`);
+    await sql(`create trigger test_fail_store before update on idempotency_keys for each row execute function test_fail_store()`);
+    try {
+      const k = `fail-store-${crypto.randomUUID()}`;
+      const body = { ...SMS, body: `store fails ${k}` };
+      const first = await send(body, { "idempotency-key": k });
+      expect(first.res.status).toBe(201);
+      expect((await getJson(`/api/v1/messages/${first.body.id}`)).res.status).toBe(200);
+      const retry = await send(body, { "idempotency-key": k });
+      expect(retry.res.status).toBe(409);
+      const list = await getJson(`/api/v1/messages?conversation_id=${first.body.conversation_id}&limit=100`);
+      expect(list.body.messages.filter((m: any) => m.body === body.body)).toHaveLength(1);
+    } finally {
+      await sql("drop trigger if exists test_fail_store on idempotency_keys");
+      await sql("drop function if exists test_fail_store()");
+    }
+  });
+});

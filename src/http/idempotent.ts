@@ -1,5 +1,6 @@
 // Wraps a send handler with Idempotency-Key semantics (§1.8): replay a stored 2xx byte for byte,
 // 409 on another body or while in flight, store only 2xx, release the key on anything else.
+import { errorFields, log } from "../log";
 import { claimKey, releaseKey, storeResponse } from "../services/idempotency";
 import type { AppContext } from "./context";
 
@@ -31,6 +32,12 @@ export async function idempotent(c: AppContext, key: string | undefined, body: u
     throw error;
   }
   const text = JSON.stringify(result.body);
-  await storeResponse(deps, scope, key, result.status, text);
+  try {
+    await storeResponse(deps, scope, key, result.status, text);
+  } catch (error) {
+    // The work is done and durable: answer it. The key stays "in flight" (a retry gets 409) rather
+    // than being released, which would let a retry create a second message.
+    log("error", "idempotency_response_not_stored", { request_id: c.get("requestId"), ...errorFields(error) });
+  }
   return respond(c, result.status, text, false);
 }
