@@ -23,3 +23,21 @@ export class LuaScript {
     }
   }
 }
+
+/**
+ * Lua shared by the worker step and the sweep: moves retries whose due time has come from the
+ * type's sorted set (members `id:attempt`) back into its stream, as ordinary entries.
+ */
+export const MOVE_DUE_RETRIES_LUA = `
+local function moveDueRetries(stream, retries, now, nowIso, limit)
+  local moved = 0
+  for _, member in ipairs(redis.call("ZRANGEBYSCORE", retries, "-inf", now, "LIMIT", 0, limit)) do
+    local sep = string.find(member, ":", 1, true)
+    redis.call("XADD", stream, "*", "data", '{"message_id":"' .. string.sub(member, 1, sep - 1) ..
+      '","retry_count":' .. string.sub(member, sep + 1) .. ',"scheduled_at":"' .. nowIso .. '"}')
+    redis.call("ZREM", retries, member)
+    moved = moved + 1
+  end
+  return moved
+end
+`;

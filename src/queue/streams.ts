@@ -12,13 +12,14 @@ export interface StreamEntryData {
   scheduled_at: string;
 }
 
-const entry = (messageId: string, retryCount: number) =>
+/** The `data` field of a stream entry. */
+export const entryData = (messageId: string, retryCount: number) =>
   JSON.stringify({ message_id: messageId, retry_count: retryCount, scheduled_at: new Date().toISOString() } satisfies StreamEntryData);
 
 /** XADD one entry; one Redis request. Throws DependencyError("redis") when it fails. */
 export async function enqueue(redis: Redis, type: Channel, messageId: string, retryCount = 0): Promise<string> {
   try {
-    return await redis.xadd(streamKey(type), "*", { data: entry(messageId, retryCount) });
+    return await redis.xadd(streamKey(type), "*", { data: entryData(messageId, retryCount) });
   } catch (error) {
     throw redisError(error);
   }
@@ -32,7 +33,7 @@ export async function requeue(redis: Redis, type: Channel, messageId: string, st
   if (!staleRetryMember && !addToStream) return;
   const pipeline = redis.pipeline();
   if (staleRetryMember) pipeline.zrem(retryKey(type), staleRetryMember);
-  if (addToStream) pipeline.xadd(streamKey(type), "*", { data: entry(messageId, 0) });
+  if (addToStream) pipeline.xadd(streamKey(type), "*", { data: entryData(messageId, 0) });
   try {
     await pipeline.exec();
   } catch (error) {

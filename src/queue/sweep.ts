@@ -11,10 +11,11 @@ import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
 import { workerName } from "./doorbell";
 import { CONSUMER_GROUP, HEARTBEAT_KEY, retryKey, streamKey } from "./keys";
-import { LuaScript } from "./lua";
+import { LuaScript, MOVE_DUE_RETRIES_LUA } from "./lua";
 import { redisError, type Redis } from "./redis";
+import { entryData } from "./streams";
 
-const SWEEP = new LuaScript(`
+const SWEEP = new LuaScript(`${MOVE_DUE_RETRIES_LUA}
 local group, now, nowIso, leaseMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for t = 1, #KEYS, 2 do
@@ -36,15 +37,7 @@ for t = 1, #KEYS, 2 do
     end
   end
   -- due retries back into the stream
-  local moved = 0
-  local due = redis.call("ZRANGEBYSCORE", retries, "-inf", now, "LIMIT", 0, 1000)
-  for _, member in ipairs(due) do
-    local sep = string.find(member, ":", 1, true)
-    redis.call("XADD", stream, "*", "data", '{"message_id":"' .. string.sub(member, 1, sep - 1) ..
-      '","retry_count":' .. string.sub(member, sep + 1) .. ',"scheduled_at":"' .. nowIso .. '"}')
-    redis.call("ZREM", retries, member)
-    moved = moved + 1
-  end
+  local moved = moveDueRetries(stream, retries, now, nowIso, 1000)
   -- entries idle past the lease (their worker died mid-batch) go to shard 0, which reads its own
   -- pending list first on its next run
   local claimed = 0
@@ -176,8 +169,7 @@ export async function runSweep(env: Env, config: Config, redis: Redis, db: Datab
   const { recovered, reenqueued } = await sweepDatabase(db, config, types);
   if (reenqueued.length > 0) {
     const pipeline = redis.pipeline();
-    const at = new Date().toISOString();
-    for (const m of reenqueued) pipeline.xadd(streamKey(m.type), "*", { data: JSON.stringify({ message_id: m.id, retry_count: 0, scheduled_at: at }) });
+    for (const m of reenqueued) pipeline.xadd(streamKey(m.type), "*", { data: entryData(m.id, 0) });
     try {
       await pipeline.exec();
     } catch (error) {

@@ -3,10 +3,10 @@
 // retries into the stream, then read the next batch through the consumer group.
 import type { Channel } from "../validation/address";
 import { COUNTERS_KEY, CONSUMER_GROUP, DLQ_STREAM, HEARTBEAT_KEY, retryKey, streamKey } from "./keys";
-import { LuaScript } from "./lua";
+import { LuaScript, MOVE_DUE_RETRIES_LUA } from "./lua";
 import { redisError, type Redis } from "./redis";
 
-const WORKER_STEP = new LuaScript(`
+const WORKER_STEP = new LuaScript(`${MOVE_DUE_RETRIES_LUA}
 local stream, retries, dlq, counters, heartbeat = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, count, now, nowIso = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local pendingFirst, beat, moveDue, typ = ARGV[6] == "1", ARGV[7] == "1", ARGV[8] == "1", ARGV[9]
@@ -27,17 +27,7 @@ if processed > 0 then redis.call("HINCRBY", counters, typ .. ":processed", proce
 if failed > 0 then redis.call("HINCRBY", counters, typ .. ":failed", failed) end
 if beat then redis.call("HSET", heartbeat, typ, now) end
 local moved = 0
-if moveDue then
-  local due = redis.call("ZRANGEBYSCORE", retries, "-inf", now, "LIMIT", 0, 500)
-  for _, member in ipairs(due) do
-    local sep = string.find(member, ":", 1, true)
-    local id, attempt = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
-    redis.call("XADD", stream, "*", "data",
-      '{"message_id":"' .. id .. '","retry_count":' .. attempt .. ',"scheduled_at":"' .. nowIso .. '"}')
-    redis.call("ZREM", retries, member)
-    moved = moved + 1
-  end
-end
+if moveDue then moved = moveDueRetries(stream, retries, now, nowIso, 500) end
 local entries, source = {}, ">"
 if count > 0 then
   local function read(from)

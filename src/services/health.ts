@@ -5,6 +5,7 @@ import type { Deps } from "../http/context";
 import { errorFields, log } from "../log";
 import { HEARTBEAT_KEY } from "../queue/keys";
 import { providerModes } from "../providers";
+import { ageSeconds } from "./queue-stats";
 
 export interface Check {
   status: "healthy" | "unhealthy";
@@ -33,8 +34,7 @@ export async function checkRedis(deps: Deps): Promise<Check & { sweep_heartbeat_
     heartbeat = await deps.redis().hget<string>(HEARTBEAT_KEY, "sweep");
   });
   if (check.status !== "healthy") return check;
-  const age = heartbeat === null ? null : Math.max(0, Math.round((Date.now() - Number(heartbeat)) / 100) / 10);
-  return { ...check, sweep_heartbeat_age_seconds: age };
+  return { ...check, sweep_heartbeat_age_seconds: ageSeconds(heartbeat === null ? null : Number(heartbeat)) };
 }
 
 export function providerChecks(config: Config) {

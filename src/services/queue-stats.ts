@@ -8,7 +8,8 @@ import { redisError } from "../queue/redis";
 import type { Page } from "../validation/common";
 import { iso, type Row } from "./representation";
 
-const ageSeconds = (ms: number | null, now: number) => (ms === null ? null : Math.max(0, Math.round((now - ms) / 100) / 10));
+/** Seconds since an epoch-ms instant, to a tenth; null for never. */
+export const ageSeconds = (ms: number | null, now = Date.now()) => (ms === null ? null : Math.max(0, Math.round((now - ms) / 100) / 10));
 
 /** HGETALL's flat [field, value, ...] reply as an object. */
 function hash(reply: unknown): Record<string, string> {
