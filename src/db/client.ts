@@ -21,7 +21,7 @@ export interface Database {
 
 let proxyConfigured: string | undefined;
 
-function configureNeon(config: Config) {
+export function configureNeon(config: Pick<Config, "NEON_WS_PROXY">) {
   // Development and tests only: talk to plain Postgres through dev/neon-proxy.ts.
   if (config.NEON_WS_PROXY && proxyConfigured !== config.NEON_WS_PROXY) {
     const proxy = config.NEON_WS_PROXY;

@@ -1,13 +1,10 @@
 // Direct SQL for tests that arrange a state the API cannot (time passing, a crashed worker).
 import { env } from "cloudflare:test";
-import { Pool, neonConfig } from "@neondatabase/serverless";
+import { Pool } from "@neondatabase/serverless";
+import { configureNeon } from "../../src/db/client";
 
 export async function sql<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
-  const proxy = env.NEON_WS_PROXY!;
-  neonConfig.wsProxy = (host: string, port: number | string) => `${proxy}?address=${host}:${port}`;
-  neonConfig.useSecureWebSocket = false;
-  neonConfig.pipelineTLS = false;
-  neonConfig.pipelineConnect = false;
+  configureNeon({ NEON_WS_PROXY: env.NEON_WS_PROXY });
   const pool = new Pool({ connectionString: env.DATABASE_URL });
   pool.on("error", () => undefined);
   try {
