@@ -10,6 +10,9 @@
 //   POST /__sandbox/behaviour  {"to": "+15550001111", "outcomes": ["500", "500", "ok"], "callbacks": {...}}
 //        outcomes are consumed one per request for that recipient, then "ok"; see OutcomeSpec
 //        callbacks: {"mode": "post"|"hold"|"off", "statuses": [...], "duplicate": true, "reverse": true, "delayMs": 50}
+//   POST /__sandbox/fault  {"prefix": "+1404", "outcomes": ["429:2"]}   every recipient starting with
+//        prefix ("" or absent = all) gets these outcomes in turn, cycling, until cleared with
+//        "outcomes": []; a recipient's own behaviour comes first
 //   GET  /__sandbox/requests?to=&provider=   what it received: method, path, query, headers, body, time, outcome
 //   GET  /__sandbox/messages?to=             Twilio messages and SendGrid mails it accepted
 //   GET  /__sandbox/callbacks?to=&provider=  callbacks/events it produced (URL, signed headers, body, answer)
@@ -24,6 +27,7 @@ import { pathToFileURL } from "node:url";
 import {
   SandboxState,
   flatHeaders,
+  outcomeLabel,
   parseForm,
   parseOutcome,
   readBody,
@@ -64,6 +68,10 @@ export interface ProviderSandbox {
   requests(to?: string): RecordedRequest[];
   callbacks(to?: string): CallbackRecord[];
   setBehaviour(to: string, outcomes: OutcomeSpec[], callbacks?: CallbackSpec): void;
+  /** an outage for every recipient starting with `prefix` ("" = all); no outcomes ends it */
+  setFault(outcomes: OutcomeSpec[], prefix?: string): void;
+  /** messages it accepted (Twilio messages and SendGrid mails), with their recipient */
+  accepted(): { provider: "twilio" | "sendgrid"; id: string; to: string }[];
   reset(to?: string): void;
   close(): Promise<void>;
 }
@@ -206,6 +214,16 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
         }
         return sendJson(res, 200, { ok: true });
       }
+      case "POST /__sandbox/fault": {
+        const body = json();
+        const prefix = typeof body.prefix === "string" ? body.prefix : "";
+        try {
+          state.setFault(prefix, Array.isArray(body.outcomes) ? body.outcomes : []);
+        } catch (error) {
+          return sendJson(res, 400, { error: error instanceof Error ? error.message : String(error) });
+        }
+        return sendJson(res, 200, { ok: true });
+      }
       case "GET /__sandbox/requests":
         return sendJson(res, 200, {
           requests: state.requests.filter((r) => (to === null || r.to === recipientKey(to)) && (provider === null || r.provider === provider)),
@@ -280,7 +298,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
 
   function setBehaviour(to: string, outcomes: OutcomeSpec[], callbacks?: CallbackSpec): void {
     const actions = outcomes.map(parseOutcome);
-    const labels = outcomes.map((o) => (typeof o === "string" ? o.trim().toLowerCase() : String(o.status)));
+    const labels = outcomes.map(outcomeLabel);
     state.behaviours.set(recipientKey(to), { outcomes: actions, labels, callbacks });
   }
 
@@ -325,6 +343,11 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
     requests: (to) => state.requests.filter((r) => to === undefined || r.to === recipientKey(to)),
     callbacks: (to) => state.callbacks.filter((c) => to === undefined || c.to === recipientKey(to)),
     setBehaviour,
+    setFault: (outcomes, prefix = "") => state.setFault(prefix, outcomes),
+    accepted: () => [
+      ...[...twilio.messages.values()].map((m) => ({ provider: "twilio" as const, id: m.sid, to: recipientKey(m.to) })),
+      ...[...sendgrid.mails.entries()].flatMap(([id, m]) => m.to.map((to) => ({ provider: "sendgrid" as const, id, to: recipientKey(to) }))),
+    ],
     reset,
     async close() {
       await new Promise<void>((resolve) => {

@@ -16,6 +16,12 @@ import {
   type SandboxState,
 } from "./shared.ts";
 
+/**
+ * SendGrid posts events again when the endpoint does not answer 2xx; its own schedule is longer.
+ * These keep a local run short while still letting a service that was down catch up.
+ */
+const EVENT_RETRY_DELAYS_MS = [2000, 4000, 8000, 16000, 30000];
+
 /** SendGrid's cap on one mail/send request, attachments included. */
 const MAX_MESSAGE_BYTES = 30 * 1024 * 1024;
 
@@ -148,7 +154,7 @@ export class SendGridSandbox {
     }
     const ordered = arrange(records, spec).map((r, i, all) => (all.indexOf(r) === i ? r : { ...r, seq: this.state.nextSeq() }));
     this.state.callbacks.push(...ordered);
-    if (mode === "post") void deliverInOrder(ordered, spec.delayMs ?? 100);
+    if (mode === "post") void deliverInOrder(ordered, spec.delayMs ?? 100, EVENT_RETRY_DELAYS_MS);
   }
 
   /** One Event Webhook POST: a JSON array, signed over timestamp + the exact body bytes. */

@@ -38,6 +38,10 @@ export function parseOutcome(spec: OutcomeSpec): Action {
   throw new Error(`unknown outcome "${String(spec)}"`);
 }
 
+export function outcomeLabel(spec: OutcomeSpec): string {
+  return typeof spec === "string" ? spec.trim().toLowerCase() : String(spec.status);
+}
+
 /**
  * The simulator's magic recipients (src/providers/simulator.ts, API-CONTRACT §2.5), so that the
  * same numbers and addresses give the same outcomes with `npm run dev`'s sandbox.
@@ -61,22 +65,47 @@ export interface Behaviour {
   callbacks?: CallbackSpec;
 }
 
+/**
+ * An outage: every request for a recipient starting with `prefix` ("" = all) gets the outcomes in
+ * turn, cycling, until it is cleared. Unlike a behaviour it is not consumed, so it models a
+ * provider that misbehaves for a while whatever is sent.
+ */
+export interface Fault {
+  prefix: string;
+  outcomes: Action[];
+  labels: string[];
+  next: number;
+}
+
 export class SandboxState {
   requests: RecordedRequest[] = [];
   callbacks: CallbackRecord[] = [];
   behaviours = new Map<string, Behaviour>();
+  faults: Fault[] = [];
   private seq = 0;
 
   nextSeq(): number {
     return ++this.seq;
   }
 
-  /** Consumes the next programmed outcome for a recipient; else its magic outcome; else accept. */
+  /** Replaces the fault for `prefix`; no outcomes clears it. */
+  setFault(prefix: string, outcomes: OutcomeSpec[]): void {
+    this.faults = this.faults.filter((f) => f.prefix !== prefix);
+    if (outcomes.length === 0) return;
+    this.faults.push({ prefix, outcomes: outcomes.map(parseOutcome), labels: outcomes.map(outcomeLabel), next: 0 });
+  }
+
+  /** The next programmed outcome for a recipient; else a fault's; else its magic outcome; else accept. */
   take(to: string | null): { action: Action; label: string; callbacks?: CallbackSpec } {
     const behaviour = to === null ? undefined : this.behaviours.get(recipientKey(to));
     const action = behaviour?.outcomes.shift();
     const label = behaviour?.labels.shift();
     if (action) return { action, label: label ?? "ok", callbacks: behaviour?.callbacks };
+    const fault = to === null ? undefined : this.faults.find((f) => recipientKey(to).startsWith(f.prefix));
+    if (fault) {
+      const i = fault.next++ % fault.outcomes.length;
+      return { action: fault.outcomes[i]!, label: fault.labels[i]!, callbacks: behaviour?.callbacks };
+    }
     const magic = to === null ? undefined : magicOutcome(recipientKey(to));
     if (magic) return { action: parseOutcome(magic), label: magic, callbacks: behaviour?.callbacks };
     return { action: { kind: "accept" }, label: "ok", callbacks: behaviour?.callbacks };
@@ -87,6 +116,7 @@ export class SandboxState {
       this.requests = [];
       this.callbacks = [];
       this.behaviours.clear();
+      this.faults = [];
       return;
     }
     const key = recipientKey(to);
@@ -158,17 +188,25 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Posts recorded callbacks one after another (they are ordered: queued before sent before
  * delivered, unless reversed on purpose), recording each answer. Failures are recorded, never
- * thrown: the sandbox must keep serving while the service is down.
+ * thrown: the sandbox must keep serving while the service is down. With `retryDelaysMs`, a post
+ * not answered 2xx is tried again after each delay in turn, as SendGrid does with events.
  */
-export async function deliverInOrder(records: CallbackRecord[], delayMs: number): Promise<void> {
+export async function deliverInOrder(records: CallbackRecord[], delayMs: number, retryDelaysMs: number[] = []): Promise<void> {
   for (const record of records) {
     if (delayMs > 0) await sleep(delayMs);
-    try {
-      const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
-      record.responseStatus = res.status;
-      await res.arrayBuffer();
-    } catch (error) {
-      record.error = error instanceof Error ? error.message : String(error);
+    for (let retry = 0; ; retry++) {
+      try {
+        const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
+        record.responseStatus = res.status;
+        record.error = undefined;
+        await res.arrayBuffer();
+      } catch (error) {
+        record.error = error instanceof Error ? error.message : String(error);
+      }
+      const answered = record.responseStatus !== undefined && record.responseStatus < 300 && record.error === undefined;
+      if (answered || retry >= retryDelaysMs.length) break;
+      // unref: a pending retry must not keep a finished test run's process alive
+      await new Promise((r) => setTimeout(r, retryDelaysMs[retry]!).unref());
     }
     record.delivered = true;
   }

@@ -73,6 +73,11 @@ export function programme(to: string, outcomes: OutcomeSpec[], callbacks?: Callb
   return control("POST", "/__sandbox/behaviour", { to, outcomes, callbacks });
 }
 
+/** An outage for every recipient starting with `prefix`: outcomes in turn, cycling; [] ends it. */
+export function fault(prefix: string, outcomes: OutcomeSpec[]): Promise<unknown> {
+  return control("POST", "/__sandbox/fault", { prefix, outcomes });
+}
+
 export async function received(to: string): Promise<RecordedRequest[]> {
   return (await control<{ requests: RecordedRequest[] }>("GET", `/__sandbox/requests?to=${encodeURIComponent(to)}`)).requests;
 }

@@ -6,9 +6,12 @@ import { createSendGrid } from "../../src/providers/sendgrid";
 import { createTwilio } from "../../src/providers/twilio";
 import {
   SANDBOX_CREDENTIALS,
+  fault,
   outbound,
   producedCallbacks,
   programme,
+  received,
+  rejection,
   sandboxConfig,
   sandboxInfo,
   sandboxUrl,
@@ -124,6 +127,18 @@ describe("provider sandbox callbacks", () => {
     expect((await producedCallbacks(to)).every((c) => c.delivered && c.responseStatus === 404)).toBe(true);
   });
 
+  it("posts SendGrid events again when they are not answered 2xx, as SendGrid does (Twilio callbacks are not retried)", async () => {
+    const to = uniqueEmail();
+    // A path the sandbox answers 404: every post of the events lands among its stray requests.
+    const path = `/events-${crypto.randomUUID()}`;
+    await programme(to, [], { mode: "post", delayMs: 0, statuses: ["delivered"], url: `${sandboxUrl()}${path}` });
+    await createSendGrid(sandboxConfig()).send(outbound({ type: "email", to }));
+    const posts = async () => (await strayRequests()).filter((r) => r.path === path).length;
+    const deadline = Date.now() + 5000;
+    while ((await posts()) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await posts()).toBe(2);
+  });
+
   it("holds SendGrid events processed → delivered carrying our message_id and the X-Message-Id, signed with ECDSA P-256 over timestamp + body", async () => {
     const to = uniqueEmail();
     await programme(to, [], { url: "https://msg.example.com/api/v1/webhooks/sendgrid" });
@@ -144,5 +159,29 @@ describe("provider sandbox callbacks", () => {
       // Re-serialised JSON (here: pretty-printed) no longer verifies.
       expect(await sendgridSignatureValid(sendgrid.webhookPublicKey, record, JSON.stringify(JSON.parse(record.body), null, 1))).toBe(false);
     }
+  });
+});
+
+describe("provider sandbox faults", () => {
+  it("gives every recipient under a prefix the fault's outcomes in turn until cleared; a recipient's own programme comes first", async () => {
+    // An area code no other test uses, so that the outage touches only these recipients.
+    const prefix = `+1505${String(Math.floor(Math.random() * 9000) + 1000)}`;
+    const [a, b, own] = [`${prefix}001`, `${prefix}002`, `${prefix}003`];
+    const outside = uniquePhone();
+    const twilio = createTwilio(sandboxConfig());
+    await fault(prefix, ["500", "429:3"]);
+    await programme(own, ["ok"]);
+
+    expect((await rejection(twilio.send(outbound({ type: "sms", to: a })))).opts.httpStatus).toBe(500);
+    const limited = await rejection(twilio.send(outbound({ type: "sms", to: b })));
+    expect([limited.opts.httpStatus, limited.opts.retryAfter]).toEqual([429, 3]);
+    expect((await rejection(twilio.send(outbound({ type: "sms", to: b })))).opts.httpStatus).toBe(500);
+    await expect(twilio.send(outbound({ type: "sms", to: own }))).resolves.toMatchObject({ providerMessageId: expect.any(String) });
+    await expect(twilio.send(outbound({ type: "sms", to: outside }))).resolves.toMatchObject({ providerMessageId: expect.any(String) });
+
+    await fault(prefix, []);
+    await expect(twilio.send(outbound({ type: "sms", to: a }))).resolves.toMatchObject({ providerMessageId: expect.any(String) });
+    expect((await received(a)).map((r) => r.outcome)).toEqual(["500", "ok"]);
+    expect((await received(b)).map((r) => r.outcome)).toEqual(["429:3", "500"]);
   });
 });
