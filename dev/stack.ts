@@ -24,6 +24,8 @@ export interface StackOptions {
   /** start the Twilio/SendGrid sandbox for providers the caller gave no settings for (default true) */
   providerSandbox?: boolean;
   sandboxPort?: number;
+  /** where workerd keeps Durable Object storage (default: wrangler's .wrangler/state) */
+  persistTo?: string;
 }
 
 export interface Stack {
@@ -35,6 +37,11 @@ export interface Stack {
   /** the provider sandbox, when started (see sandboxVars) */
   sandbox?: ProviderSandbox;
   wrangler: ChildProcess;
+  /**
+   * Kills workerd with SIGKILL (every Durable Object evicted mid-work, in-flight requests cut) and
+   * starts it again on the same port; resolves when /live answers.
+   */
+  crash(): Promise<void>;
   /** fires the cron handler once, as the platform would every minute */
   triggerCron(): Promise<void>;
   stop(): Promise<void>;
@@ -44,6 +51,7 @@ export class StackError extends Error {}
 
 export async function redisAnswers(redisUrl: string): Promise<boolean> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on("error", () => {}); // the failed connect() already says so
   try {
     await redis.connect();
     return (await redis.ping()) === "PONG";
@@ -147,33 +155,36 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
+  if (opts.persistTo) args.push("--persist-to", opts.persistTo);
+  const url = `http://127.0.0.1:${opts.port}`;
   // Its own process group, so that stopping it also stops workerd and the other children of npx.
-  const spawnedAt = performance.now();
-  let coldStartMs = 0;
-  const wrangler = spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: true });
-  const signal = (name: NodeJS.Signals) => {
+  const spawnWrangler = () => spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: true });
+  const signal = (child: ChildProcess, name: NodeJS.Signals) => {
     try {
-      process.kill(-wrangler.pid!, name);
+      process.kill(-child.pid!, name);
     } catch {
       // already gone
     }
   };
-  const url = `http://127.0.0.1:${opts.port}`;
-
-  const stop = async () => {
-    if (wrangler.exitCode === null) {
-      signal("SIGTERM");
-      await new Promise((r) => {
-        const timer = setTimeout(() => {
-          signal("SIGKILL");
-          r(undefined);
-        }, 5000);
-        wrangler.once("exit", () => {
-          clearTimeout(timer);
-          r(undefined);
-        });
+  const exited = (child: ChildProcess, timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(true);
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve(true);
       });
-    }
+    });
+  const stopWrangler = async (child: ChildProcess) => {
+    signal(child, "SIGTERM");
+    if (!(await exited(child, 5000))) signal(child, "SIGKILL");
+  };
+
+  const spawnedAt = performance.now();
+  let wrangler = spawnWrangler();
+  let coldStartMs = 0;
+  const stop = async () => {
+    await stopWrangler(wrangler);
     await Promise.allSettled([bridge.close(), proxy.close(), sandbox?.close()]);
   };
 
@@ -191,7 +202,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     bridge,
     proxy,
     sandbox,
-    wrangler,
+    get wrangler() {
+      return wrangler;
+    },
+    async crash() {
+      signal(wrangler, "SIGKILL");
+      await exited(wrangler, 5000);
+      wrangler = spawnWrangler();
+      await waitForLive(url, wrangler);
+    },
     async triggerCron() {
       await fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`);
     },
