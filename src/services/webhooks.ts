@@ -205,7 +205,10 @@ async function applyReport(deps: Deps, report: StatusReport): Promise<ReportOutc
         error_message = case when ${target}::text in ('undelivered', 'failed') then ${report.error?.message ?? null}::text else m.error_message end,
         updated_at = now()
         from decision d
-       where m.id = d.id and d.applied and m.status = d.from_status
+       -- No status condition here: the row is locked by target, so from_status is current. A
+       -- condition would be checked against this statement's snapshot, older than the row a
+       -- waited-for lock gave target (a worker's "sent" committed meanwhile), and skip it.
+       where m.id = d.id and d.applied
       returning m.id),
     ev as (
       insert into message_events (id, message_id, type, data)
@@ -216,7 +219,7 @@ async function applyReport(deps: Deps, report: StatusReport): Promise<ReportOutc
       union all
       select ${uuidv7()}::uuid, d.id, 'status_changed',
              jsonb_build_object('from', d.from_status, 'to', ${target}::text, 'source', 'callback')
-        from decision d where d.applied)
+        from decision d join upd u on u.id = d.id)
     select t.id, d.applied, d.reason, (d.id is not null) as first_seen
       from target t left join decision d on d.id = t.id`);
   const row = rows[0];

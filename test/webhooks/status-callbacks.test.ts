@@ -1,6 +1,10 @@
 // Proves Twilio status callbacks (§9.2, §2.2; case 49): forward-only moves, callback_received with applied/reason, dedupe on MessageSid:MessageStatus, duplicates and reverse order leaving one delivered message, unmatched callbacks storing nothing.
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
+import { Client } from "@neondatabase/serverless";
+import { configureNeon } from "../../src/db/client";
+import { sql as rawSql } from "../helpers/db";
 import {
   TWILIO_SETTINGS,
   FORM,
@@ -131,6 +135,36 @@ describe("Twilio status callbacks", () => {
     await query(sql`update messages set provider_message_id = ${later} where id = ${message.id}`);
     await expectTwiml(await postTwilioForm("/api/v1/webhooks/twilio", { MessageSid: later, MessageStatus: "delivered" }));
     expect((await messageOf(message.id)).status).toBe("delivered");
+  });
+
+  it("applies a callback that had to wait for the worker's record of the same message (found by the chaos suite)", async () => {
+    const message = await sentMessage("sms");
+    await query(sql`update messages set status = 'sending' where id = ${message.id}`);
+    // The worker records "sent" in a transaction held open: the row is locked and changed.
+    configureNeon({ NEON_WS_PROXY: env.NEON_WS_PROXY });
+    const worker = new Client({ connectionString: env.DATABASE_URL });
+    worker.on("error", () => undefined);
+    await worker.connect();
+    try {
+      await worker.query("begin");
+      await worker.query("update messages set status = 'sent' where id = $1", [message.id]);
+      // The callback's statement starts (its snapshot still says sending) and waits for the lock.
+      const callback = statusCallback(message, "delivered");
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const [waiting] = await rawSql<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'");
+        if (waiting!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await worker.query("commit");
+      await expectTwiml(await callback);
+    } finally {
+      await worker.end();
+    }
+    expect((await messageOf(message.id)).status).toBe("delivered");
+    const events = await eventsOf(message.id);
+    expect(statusChanges(events)).toEqual([{ from: "sent", to: "delivered", source: "callback" }]);
+    expect(callbacks(events)).toEqual([expect.objectContaining({ provider_status: "delivered", applied: true, reason: null })]);
   });
 
   it("applies concurrent duplicate callbacks once", async () => {
