@@ -51,13 +51,20 @@ function rootCause(error: unknown): unknown {
   return current;
 }
 
+/**
+ * SQLSTATEs of a server that is unavailable rather than of a statement that is wrong: connection
+ * exceptions (08), too many connections (53300), shutdown, crash and restart (57P01–57P03).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08...|53300|57P0[1-3])$/;
+
 function wrap(error: unknown): unknown {
   if (error instanceof DependencyError || error instanceof AppError || error instanceof DatabaseError) return error;
   const root = rootCause(error);
   const message = root instanceof Error ? root.message : String(root);
-  // Postgres answered with an SQLSTATE (a constraint, a check): the caller's to interpret.
+  // Postgres answered with an SQLSTATE (a constraint, a check): the caller's to interpret, unless
+  // it says the server is going away or cannot take us now.
   const code = sqlState(error);
-  if (code) return new DatabaseError(code, message, (root as { constraint?: string }).constraint);
+  if (code && !UNAVAILABLE_SQLSTATE.test(code)) return new DatabaseError(code, message, (root as { constraint?: string }).constraint);
   // Anything else (connection refused, socket closed, timeout) is the database being unavailable.
   return new DependencyError("database", message, root);
 }
