@@ -1,12 +1,14 @@
 // Shared pieces of the benchmarks: a private database and Redis logical database per run, the
 // local stack around them, and small statistics helpers.
 import type Redis from "ioredis";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { dropDatabase } from "../dev/db.ts";
 import { claimRedisDb } from "../dev/redis-db.ts";
 import { startStack, type Stack } from "../dev/stack.ts";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const PG = process.env.BENCH_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
+export const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
 
 export interface BenchStack extends Stack {
   databaseUrl: string;
@@ -15,7 +17,7 @@ export interface BenchStack extends Stack {
 }
 
 export async function startBenchStack(port: number, vars: Record<string, string> = {}): Promise<BenchStack> {
-  const databaseUrl = Object.assign(new URL(PG), { pathname: `/msg_bench_${process.pid}` }).toString();
+  const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_bench_${process.pid}` }).toString();
   const claimed = await claimRedisDb(REDIS_URL);
   const stack = await startStack({
     port,
@@ -51,4 +53,13 @@ export function smsBody(): string {
   pairCounter += 1;
   const n = String(pairCounter).padStart(7, "0").slice(-7);
   return JSON.stringify({ type: "sms", from: `+1202${n}`, to: `+1303${n}`, body: "bench message" });
+}
+
+/**
+ * True when the module is the script node was started with (`tsx bench/x.ts`), false when
+ * bench/all.ts imports it: each benchmark stays runnable alone and importable without side effects.
+ */
+export function isMain(moduleUrl: string): boolean {
+  const script = process.argv[1];
+  return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl;
 }
