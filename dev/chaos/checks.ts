@@ -224,6 +224,9 @@ export async function inspect(e: Evidence): Promise<Report> {
     const seen = refused.get(reason) ?? { n: 0, from: s.atS, to: s.atS };
     refused.set(reason, { n: seen.n + 1, from: Math.min(seen.from, s.atS), to: Math.max(seen.to, s.atS) });
   }
+  const windows = new Map<number, number>();
+  for (const s of e.sends.filter((s) => s.status !== 201)) windows.set(Math.floor(s.atS / 10), (windows.get(Math.floor(s.atS / 10)) ?? 0) + 1);
+  const refusalTimeline = [...windows].sort((a, b) => a[0] - b[0]).map(([w, n]) => `${w * 10}–${w * 10 + 10} s: ${n}`).join(", ") || "none";
   const refusals = [...refused].sort((a, b) => b[1].n - a[1].n).map(([k, v]) => `${k} ${v.n} (at ${v.from.toFixed(0)}–${v.to.toFixed(0)} s)`).join(", ") || "none";
   const failedReasons = new Map<string, number>();
   for (const m of messages.filter((m) => m.status === "failed")) failedReasons.set(m.error_code ?? "?", (failedReasons.get(m.error_code ?? "?") ?? 0) + 1);
@@ -248,6 +251,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     ["sends attempted", String(e.sends.length)],
     ["accepted (201)", String(accepted.length)],
     ["refused (not stored or unknown to the client)", refusals],
+    ["refusals per 10 s of load", refusalTimeline],
     ["sent (provider acceptances)", String([...acceptedByProvider.values()].reduce((a, b) => a + b, 0))],
     ["delivered", String(count("delivered"))],
     ["failed, by reason", `${count("failed")}: ${list(failedReasons)}`],
