@@ -58,7 +58,8 @@ async function timeline(e: Evidence, to: string): Promise<string> {
   const events = await rows<{ created_at: Date; type: string; data: unknown }>(
     e.db,
     `select e.created_at, e.type, e.data from message_events e join messages m on m.id = e.message_id
-      where m.to_address = '${to.replace(/'/g, "''")}' order by e.created_at, e.id`,
+      where m.to_address = $1 order by e.created_at, e.id`,
+    [to],
   );
   for (const ev of events) lines.push([ev.created_at.getTime(), `service   ${ev.type} ${JSON.stringify(ev.data)}`]);
   lines.sort((a, b) => a[0] - b[0]);
@@ -110,8 +111,8 @@ function backoffViolations(requests: RecordedRequest[], backoff: Evidence["backo
   return { checked, offenders };
 }
 
-async function rows<T>(db: pg.Client, text: string): Promise<T[]> {
-  return (await db.query(text)).rows as T[];
+async function rows<T>(db: pg.Client, text: string, params: unknown[] = []): Promise<T[]> {
+  return (await db.query(text, params)).rows as T[];
 }
 
 export async function inspect(e: Evidence): Promise<Report> {
