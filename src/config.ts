@@ -81,6 +81,11 @@ export const ConfigSchema = z.object({
   QUEUE_TIME_BUDGET_MS: num(25000, { min: 1000, max: 600000, int: true }),
   /** what to do when a provider call may or may not have been accepted (timeout after sending) */
   AMBIGUOUS_SEND_POLICY: z.enum(["retry", "fail", "reconcile"]).optional(),
+  /**
+   * reconcile with a provider that cannot be asked (SendGrid): an ambiguous attempt is retried no
+   * sooner than this, so that the provider's events can settle it first
+   */
+  RECONCILE_WINDOW_SECONDS: num(300, { min: 0, max: 86400 }),
 
   API_KEYS: list(""),
   PUBLIC_BASE_URL: optionalString.refine((v) => v === undefined || URL.canParse(v), { message: "PUBLIC_BASE_URL must be a URL" }),

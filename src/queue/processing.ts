@@ -127,7 +127,11 @@ async function attempt(config: Config, message: OutboundMessage): Promise<Outcom
       errorMessage: failure.message,
     };
     if (giveUp) return { ...common, status: "failed" };
-    const delaySeconds = backoffSeconds(message.attempt, { baseSeconds: config.QUEUE_RETRY_DELAY, maxSeconds: config.QUEUE_RETRY_MAX_DELAY }, failure.opts.retryAfter);
+    const backoff = backoffSeconds(message.attempt, { baseSeconds: config.QUEUE_RETRY_DELAY, maxSeconds: config.QUEUE_RETRY_MAX_DELAY }, failure.opts.retryAfter);
+    // A provider that cannot be asked is reconciled by its events instead: SendGrid's `processed`
+    // moves the message to sent and the retry finds nothing to claim. Give them time to arrive.
+    const awaitEvents = failure.opts.ambiguous === true && !provider.lookup && (config.AMBIGUOUS_SEND_POLICY ?? "reconcile") === "reconcile";
+    const delaySeconds = awaitEvents ? Math.max(backoff, config.RECONCILE_WINDOW_SECONDS) : backoff;
     return { ...common, status: "retry", delaySeconds, dueAt: Date.now() + delaySeconds * 1000 };
   }
 }

@@ -5,8 +5,8 @@ import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { sweep } from "../../src/index";
 import { call } from "../helpers/http";
-import { getJson, send, SMS } from "../helpers/fixtures";
-import { acceptedTwilioMessages, producedCallbacks, programme, received, uniquePhone } from "../helpers/sandbox";
+import { EMAIL, getJson, send, SMS } from "../helpers/fixtures";
+import { acceptedTwilioMessages, producedCallbacks, programme, received, uniqueEmail, uniquePhone } from "../helpers/sandbox";
 import { messageStatus, settle, waitFor, worker } from "../helpers/worker";
 import { sql } from "../helpers/db";
 
@@ -43,6 +43,25 @@ describe("worker with the Twilio client and the sandbox", () => {
     expect(attempts[0]!.data).toMatchObject({ outcome: "error", error_class: "timeout" });
     expect(attempts.at(-1)!.data).toMatchObject({ outcome: "success" });
     expect(final.provider_message_id).toBe((await acceptedTwilioMessages(to))[0]!.sid);
+  });
+
+  it("accept-then-hang at SendGrid (no lookup): the retry waits out the reconcile window, and the processed event settles it without a second send (found by the chaos suite)", async () => {
+    const to = uniqueEmail();
+    await programme(to, ["accept-then-hang"], { mode: "hold", statuses: ["processed"], url: "https://msg.example.com/api/v1/webhooks/sendgrid" });
+    const { body } = await send({ ...EMAIL, to });
+    const retrying = await settle(body.id, (m) => m.status === "retry" || m.status === "sent" || m.status === "failed", "email");
+    expect(retrying.status).toBe("retry");
+    const scheduled = (await events(body.id)).filter((e) => e.type === "retry_scheduled");
+    expect(scheduled.map((e) => e.data.delay_seconds)).toEqual([300]);
+
+    // SendGrid's processed event arrives within the window; then the retry comes due.
+    const [processed] = await waitFor(() => producedCallbacks(to), (c) => c.length >= 1);
+    const url = new URL(processed!.url);
+    expect((await call(`${url.pathname}${url.search}`, { method: "POST", headers: processed!.headers, body: processed!.body })).status).toBe(200);
+    await sql("update messages set next_attempt_at = now() where id = $1", [body.id]);
+    const final = await settle(body.id, (m) => m.status !== "retry", "email");
+    expect(final.status).toBe("sent");
+    expect((await received(to)).filter((r) => r.method === "POST")).toHaveLength(1);
   });
 
   it("a Durable Object evicted mid-batch: every message ends sent, each accepted by the provider exactly once", async () => {
