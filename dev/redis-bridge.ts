@@ -29,6 +29,8 @@ export interface RedisBridgeOptions {
   port?: number;
   /** default 127.0.0.1 */
   host?: string;
+  /** sees every command run outside MULTI/EXEC and how it went (the chaos suite's record of XADDs) */
+  observe?: (command: string[], outcome: PromiseSettledResult<unknown>) => void;
 }
 
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -213,6 +215,8 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
     byCommands[key] = (byCommands[key] ?? 0) + 1;
   };
 
+  const observe = (command: Arg[], outcome: PromiseSettledResult<Reply>) => opts.observe?.(command.map(String), outcome);
+
   /** Runs the commands on the shared connection, or on a connection of their own if one may block. */
   async function run<T>(batch: Arg[][], res: http.ServerResponse, fn: (conn: Redis) => Promise<T>): Promise<T> {
     if (!batch.some(isBlocking)) return fn(redis);
@@ -258,6 +262,7 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
       if (path === "/pipeline") {
         // Issued back to back without awaiting: one round trip to Redis, replies in order.
         const outcomes = await run(batch, res, (conn) => Promise.allSettled(batch.map((c) => send(conn, c))));
+        outcomes.forEach((outcome, i) => observe(batch[i]!, outcome));
         return json(res, 200, outcomes.map((outcome) => toItem(outcome, base64)));
       }
       // MULTI, the commands and EXEC are queued synchronously on the one connection, so no other
@@ -303,6 +308,7 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
     commands += 1;
     tally([command]);
     const [outcome] = await run([command], res, (conn) => Promise.allSettled([send(conn, command)]));
+    observe(command, outcome!);
     const item = toItem(outcome!, base64);
     return json(res, "error" in item ? 400 : 200, item);
   }

@@ -6,7 +6,7 @@ import Redis from "ioredis";
 import { ConfigSchema } from "../src/config.ts";
 import { applyMigrations, ensureDatabase, postgresAnswers } from "./db.ts";
 import { startNeonProxy, type NeonProxy } from "./neon-proxy.ts";
-import { startRedisBridge, type RedisBridge } from "./redis-bridge.ts";
+import { startRedisBridge, type RedisBridge, type RedisBridgeOptions } from "./redis-bridge.ts";
 import { startProviderSandbox, type ProviderSandbox } from "./provider-sandbox.ts";
 
 export interface StackOptions {
@@ -24,6 +24,8 @@ export interface StackOptions {
   /** start the Twilio/SendGrid sandbox for providers the caller gave no settings for (default true) */
   providerSandbox?: boolean;
   sandboxPort?: number;
+  /** passed to the Redis bridge: sees every command and its outcome */
+  observeRedis?: RedisBridgeOptions["observe"];
   /** where workerd keeps Durable Object storage (default: wrangler's .wrangler/state) */
   persistTo?: string;
 }
@@ -130,7 +132,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
   await applyMigrations(opts.databaseUrl);
 
-  const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0 });
+  const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0, observe: opts.observeRedis });
   const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0 });
   const workerUrl = `http://127.0.0.1:${opts.port}`;
   const sandbox =

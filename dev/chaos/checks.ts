@@ -13,6 +13,13 @@ const FINAL = new Set(["delivered", "undelivered", "failed"]);
 /** How many offending ids a failed check lists. */
 const SHOW = 5;
 
+/** An XADD of a message's stream entry as the Redis bridge ran it. */
+export interface XaddRecord {
+  time: number;
+  ok: boolean;
+  entryId?: string;
+}
+
 export interface Evidence {
   sends: SendRecord[];
   inbound: InboundRecord[];
@@ -23,6 +30,8 @@ export interface Evidence {
   redis: Redis;
   backoff: { baseSeconds: number; maxSeconds: number };
   faults: FaultRecord[];
+  /** the bridge's record of XADDs, by message id */
+  xadds: Map<string, XaddRecord[]>;
   /** seconds from the end of the last fault until nothing was in flight; null if it never drained */
   drainS: number | null;
 }
@@ -62,6 +71,8 @@ async function timeline(e: Evidence, to: string): Promise<string> {
     [to],
   );
   for (const ev of events) lines.push([ev.created_at.getTime(), `service   ${ev.type} ${JSON.stringify(ev.data)}`]);
+  const ids = await rows<{ id: string }>(e.db, "select id from messages where to_address = $1", [to]);
+  for (const x of ids.flatMap((m) => e.xadds.get(m.id) ?? [])) lines.push([x.time, `redis     XADD ${x.ok ? `ok ${x.entryId}` : "failed"}`]);
   lines.sort((a, b) => a[0] - b[0]);
   return [`${to}:`, ...lines.map(([t, text]) => `  ${new Date(t).toISOString().slice(11, 23)} ${text}`)].join("\n");
 }
@@ -195,6 +206,26 @@ export async function inspect(e: Evidence): Promise<Report> {
     pendingEntries += Number(summary[0] ?? 0);
     scheduledRetries += await e.redis.zcard(retryKey(type));
   }
+  // Invariant 3 seen from the sweep: it has to enqueue a never-claimed message again only when the
+  // message's XADD never reached Redis (the bridge records the XADDs it ran; one refused while
+  // Redis was down is not among them). An entry that reached its stream before the sweep's first
+  // re-enqueue and still needed it was dropped by a worker: acknowledged before its outcome was
+  // recorded.
+  const sweptAfterXadd = (
+    await rows<{ message_id: string; to_address: string; first_sweep: Date }>(
+      e.db,
+      `select s.message_id, m.to_address, min(s.created_at) as first_sweep from message_events s join messages m on m.id = s.message_id
+        where s.type = 'enqueued' and s.data->>'source' = 'sweep' and s.data->>'reason' = 'initial'
+        group by s.message_id, m.to_address`,
+    )
+  ).filter((r) => (e.xadds.get(r.message_id) ?? []).some((x) => x.ok && x.time < r.first_sweep.getTime()));
+  checks.push(
+    check(
+      "no stream entry dropped (the sweep re-enqueued only lost XADDs)",
+      sweptAfterXadd.map((r) => ({ text: r.message_id, to: r.to_address })),
+      "every message the sweep enqueued again had no entry in Redis",
+    ),
+  );
   checks.push({ name: "stream pending lists empty, no retry left scheduled", ok: pendingEntries === 0 && scheduledRetries === 0, detail: `${pendingEntries} pending entries, ${scheduledRetries} scheduled retries` });
   const sending = messages.filter((m) => m.status === "sending").length;
   checks.push({ name: "nothing left in sending", ok: sending === 0, detail: `${sending} in sending` });

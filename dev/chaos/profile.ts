@@ -32,6 +32,8 @@ export const WORKER_VARS: Record<string, string> = {
   QUEUE_RETRY_MAX_DELAY: "8",
   QUEUE_LEASE_SECONDS: "20",
   PROVIDER_TIMEOUT_MS: "2000",
+  // SendGrid's events of an ambiguous send may take half a minute on an overloaded machine
+  RECONCILE_WINDOW_SECONDS: "60",
 };
 
 const providerFaults = (t500: number, t429: number, tHang: number, seconds: number): FaultStep[] => [

@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import Redis from "ioredis";
 import pg from "pg";
-import { CONSUMER_GROUP, retryKey, streamKey } from "../../src/queue/keys.ts";
+import { CONSUMER_GROUP, retryKey, STREAM_PREFIX, streamKey } from "../../src/queue/keys.ts";
 import { SANDBOX_CREDENTIALS } from "../provider-sandbox.ts";
 import { startStack, type Stack } from "../stack.ts";
-import { inspect, printReport } from "./checks.ts";
+import { inspect, printReport, type XaddRecord } from "./checks.ts";
 import { runFaults, type FaultRecord } from "./faults.ts";
 import { Load } from "./load.ts";
 import { chosenProfile, faultEndS, WORKER_VARS } from "./profile.ts";
@@ -60,6 +60,22 @@ async function repost(record: { url: string; headers: Record<string, string>; bo
   }
 }
 
+/** Every XADD to a message stream the bridge ran, by message id: the send route's and the sweep's. */
+const xadds = new Map<string, XaddRecord[]>();
+function recordXadd(command: string[], outcome: PromiseSettledResult<unknown>): void {
+  if (command[0]?.toUpperCase() !== "XADD" || !command[1]?.startsWith(STREAM_PREFIX)) return;
+  const data = command[command.indexOf("data") + 1];
+  let messageId: string | undefined;
+  try {
+    messageId = (JSON.parse(data ?? "") as { message_id?: string }).message_id;
+  } catch {
+    return;
+  }
+  if (!messageId) return;
+  const record: XaddRecord = { time: Date.now(), ok: outcome.status === "fulfilled", entryId: outcome.status === "fulfilled" ? String(outcome.value) : undefined };
+  xadds.set(messageId, [...(xadds.get(messageId) ?? []), record]);
+}
+
 const owned: { postgres?: CrashableService; redis?: CrashableService; stack?: Stack; persistTo?: string } = {};
 async function cleanUp(): Promise<void> {
   await owned.stack?.stop().catch(() => {});
@@ -83,6 +99,7 @@ async function main(): Promise<boolean> {
     proxyPort: port - 2,
     sandboxPort: port - 3,
     persistTo: owned.persistTo,
+    observeRedis: recordXadd,
     quiet: !process.env.CHAOS_VERBOSE,
     vars: { ...WORKER_VARS, TWILIO_AUTH_TOKEN: SANDBOX_CREDENTIALS.twilioAuthToken, SENDGRID_WEBHOOK_PUBLIC_KEY: SANDBOX_CREDENTIALS.sendgridWebhookPublicKey },
   }));
@@ -170,6 +187,7 @@ async function main(): Promise<boolean> {
         redis,
         backoff: { baseSeconds: Number(WORKER_VARS.QUEUE_RETRY_DELAY), maxSeconds: Number(WORKER_VARS.QUEUE_RETRY_MAX_DELAY) },
         faults,
+        xadds,
         drainS,
       });
       printReport(report);
