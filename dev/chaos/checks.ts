@@ -122,6 +122,18 @@ function backoffViolations(requests: RecordedRequest[], backoff: Evidence["backo
   return { checked, offenders };
 }
 
+/** What Redis still owes: stream entries delivered but not acknowledged, retries scheduled. */
+export async function owedInRedis(redis: Redis): Promise<{ entries: number; retries: number }> {
+  let entries = 0;
+  let retries = 0;
+  for (const type of TYPES) {
+    const summary = (await redis.xpending(streamKey(type), CONSUMER_GROUP).catch(() => [0])) as [number, ...unknown[]];
+    entries += Number(summary[0] ?? 0);
+    retries += await redis.zcard(retryKey(type));
+  }
+  return { entries, retries };
+}
+
 async function rows<T>(db: pg.Client, text: string, params: unknown[] = []): Promise<T[]> {
   return (await db.query(text, params)).rows as T[];
 }
@@ -199,13 +211,7 @@ export async function inspect(e: Evidence): Promise<Report> {
   );
   checks.push(check("no permanent failure retried", afterPermanent.map((r) => ({ text: r.message_id, to: r.to_address })), "no attempt after a permanent error"));
 
-  let pendingEntries = 0;
-  let scheduledRetries = 0;
-  for (const type of TYPES) {
-    const summary = (await e.redis.xpending(streamKey(type), CONSUMER_GROUP).catch(() => [0])) as [number, ...unknown[]];
-    pendingEntries += Number(summary[0] ?? 0);
-    scheduledRetries += await e.redis.zcard(retryKey(type));
-  }
+  const { entries: pendingEntries, retries: scheduledRetries } = await owedInRedis(e.redis);
   // Invariant 3 seen from the sweep: it has to enqueue a never-claimed message again only when the
   // message's XADD never reached Redis (the bridge records the XADDs it ran; one refused while
   // Redis was down is not among them). An entry that reached its stream before the sweep's first

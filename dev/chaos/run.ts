@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import Redis from "ioredis";
 import pg from "pg";
-import { CONSUMER_GROUP, retryKey, STREAM_PREFIX, streamKey } from "../../src/queue/keys.ts";
+import { STREAM_PREFIX } from "../../src/queue/keys.ts";
 import { SANDBOX_CREDENTIALS } from "../provider-sandbox.ts";
 import { startStack, type Stack } from "../stack.ts";
-import { inspect, printReport, type XaddRecord } from "./checks.ts";
+import { inspect, owedInRedis, printReport, type XaddRecord } from "./checks.ts";
 import { runFaults, type FaultRecord } from "./faults.ts";
 import { Load } from "./load.ts";
 import { chosenProfile, faultEndS, WORKER_VARS } from "./profile.ts";
@@ -39,14 +39,7 @@ async function query<T>(databaseUrl: string, text: string): Promise<T[]> {
 
 async function inFlight(databaseUrl: string, redis: Redis): Promise<{ rows: number; entries: number; retries: number }> {
   const n = (await query<{ n: string }>(databaseUrl, "select count(*) as n from messages where status in ('pending', 'queued', 'sending', 'retry')"))[0]?.n;
-  let entries = 0;
-  let retries = 0;
-  for (const type of ["sms", "mms", "email"] as const) {
-    const summary = (await redis.xpending(streamKey(type), CONSUMER_GROUP).catch(() => [0])) as [number];
-    entries += Number(summary[0] ?? 0);
-    retries += await redis.zcard(retryKey(type));
-  }
-  return { rows: Number(n), entries, retries };
+  return { rows: Number(n), ...(await owedInRedis(redis)) };
 }
 
 /** Re-posts a callback exactly as the provider first sent it (same URL, signature and body). */
