@@ -266,6 +266,14 @@ export async function inspect(e: Evidence): Promise<Report> {
   for (const s of e.sends.filter((s) => s.status !== 201)) windows.set(Math.floor(s.atS / 10), (windows.get(Math.floor(s.atS / 10)) ?? 0) + 1);
   const refusalTimeline = [...windows].sort((a, b) => a[0] - b[0]).map(([w, n]) => `${w * 10}–${w * 10 + 10} s: ${n}`).join(", ") || "none";
   const refusals = [...refused].sort((a, b) => b[1].n - a[1].n).map(([k, v]) => `${k} ${v.n} (at ${v.from.toFixed(0)}–${v.to.toFixed(0)} s)`).join(", ") || "none";
+  // A refusal is honest only if nothing was stored: a stored message that was answered 503 is
+  // sent anyway, and a client that retries without an idempotency key sends it twice.
+  const storedTo = new Set(messages.map((m) => key(m.to_address)));
+  const storedAnyway = new Map<string, number>();
+  for (const s of e.sends.filter((s) => s.status !== 201 && storedTo.has(key(s.to)))) {
+    const reason = s.status === 0 ? "no answer" : `HTTP ${s.status}`;
+    storedAnyway.set(reason, (storedAnyway.get(reason) ?? 0) + 1);
+  }
   const failedReasons = new Map<string, number>();
   for (const m of messages.filter((m) => m.status === "failed")) failedReasons.set(m.error_code ?? "?", (failedReasons.get(m.error_code ?? "?") ?? 0) + 1);
   const retried = messages.filter((m) => m.attempts > 1);
@@ -290,6 +298,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     ["accepted (201)", String(accepted.length)],
     ["refused (not stored or unknown to the client)", refusals],
     ["refusals per 10 s of load", refusalTimeline],
+    ["refused but stored all the same", list(storedAnyway)],
     ["sent (provider acceptances)", String([...acceptedByProvider.values()].reduce((a, b) => a + b, 0))],
     ["delivered", String(count("delivered"))],
     ["failed, by reason", `${count("failed")}: ${list(failedReasons)}`],

@@ -87,7 +87,9 @@ export async function startOwnPostgres(port: number): Promise<CrashableService> 
   const data = path.join(dir, "data");
   run("initdb", ["-D", data, "-A", "trust", "-U", "root", "--no-sync"]);
   const url = `postgres://root@127.0.0.1:${port}/postgres`;
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200`;
+  // Neon's pooled endpoint takes thousands of client connections. With 200 here the default load
+  // got 503s before any fault began; with 1000 it did not.
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=1000`;
   if (await postgresAnswers(url)) throw new Error(`port ${port} already answers Postgres; set CHAOS_POSTGRES_PORT`);
   const start = async () => {
     run("pg_ctl", ["-D", data, "-o", options, "-l", path.join(dir, "log"), "-w", "start"]);
