@@ -134,11 +134,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0, observe: opts.observeRedis });
   const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0 });
-  const workerUrl = `http://127.0.0.1:${opts.port}`;
+  const url = `http://127.0.0.1:${opts.port}`;
   const sandbox =
     opts.providerSandbox === false
       ? undefined
-      : await startProviderSandbox({ port: opts.sandboxPort ?? Number(process.env.PROVIDER_SANDBOX_PORT ?? 0), callbacks: { mode: "post" }, sendgridEventsUrl: `${workerUrl}/api/v1/webhooks/sendgrid` });
+      : await startProviderSandbox({ port: opts.sandboxPort ?? Number(process.env.PROVIDER_SANDBOX_PORT ?? 0), callbacks: { mode: "post" }, sendgridEventsUrl: `${url}/api/v1/webhooks/sendgrid` });
 
   const vars: Record<string, string> = {};
   for (const key of Object.keys(ConfigSchema.shape)) {
@@ -149,7 +149,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   vars.UPSTASH_REDIS_REST_URL ??= bridge.url;
   vars.NEON_WS_PROXY ??= proxy.wsProxy;
   if (sandbox) {
-    const pointed = sandboxVars(sandbox, workerUrl, vars);
+    const pointed = sandboxVars(sandbox, url, vars);
     Object.assign(vars, pointed);
     const served = [pointed.TWILIO_API_BASE_URL && "twilio", pointed.SENDGRID_API_BASE_URL && "sendgrid"].filter(Boolean);
     if (!opts.quiet) console.log(`provider sandbox on ${sandbox.url} (serving: ${served.join(", ") || "nothing, providers are configured"}; see dev/README.md)`);
@@ -158,7 +158,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
-  const url = `http://127.0.0.1:${opts.port}`;
   // Its own process group, so that stopping it also stops workerd and the other children of npx.
   const spawnWrangler = () => spawn("npx", args, { stdio: opts.quiet ? "ignore" : "inherit", env: process.env, detached: true });
   const signal = (child: ChildProcess, name: NodeJS.Signals) => {

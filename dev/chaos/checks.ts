@@ -5,6 +5,7 @@ import type Redis from "ioredis";
 import type pg from "pg";
 import { CONSUMER_GROUP, DLQ_STREAM, retryKey, streamKey } from "../../src/queue/keys.ts";
 import type { ProviderSandbox, RecordedRequest } from "../provider-sandbox.ts";
+import { recipientKey } from "../sandbox/shared.ts";
 import type { FaultRecord } from "./faults.ts";
 import type { InboundRecord, SendRecord } from "./load.ts";
 
@@ -134,6 +135,13 @@ export async function owedInRedis(redis: Redis): Promise<{ entries: number; retr
   return { entries, retries };
 }
 
+/** How many items fall under each key. */
+function countBy<T>(items: T[], keyOf: (item: T) => string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) counts.set(keyOf(item), (counts.get(keyOf(item)) ?? 0) + 1);
+  return counts;
+}
+
 async function rows<T>(db: pg.Client, text: string, params: unknown[] = []): Promise<T[]> {
   return (await db.query(text, params)).rows as T[];
 }
@@ -146,10 +154,10 @@ export async function inspect(e: Evidence): Promise<Report> {
   );
   const byId = new Map(messages.map((m) => [m.id, m]));
   const deadLetters = new Set((await rows<{ message_id: string }>(e.db, "select message_id from dead_letters")).map((r) => r.message_id));
-  const acceptedByProvider = new Map<string, number>();
-  for (const a of e.sandbox.accepted()) acceptedByProvider.set(a.to, (acceptedByProvider.get(a.to) ?? 0) + 1);
-  const key = (to: string) => (to.includes("@") ? to.toLowerCase() : to);
+  const providerAccepted = e.sandbox.accepted();
+  const acceptedByProvider = countBy(providerAccepted, (a) => a.to);
   const accepted = e.sends.filter((s) => s.status === 201);
+  const refusedSends = e.sends.filter((s) => s.status !== 201);
 
   checks.push(check("every accepted send (201) is stored", accepted.filter((s) => !s.id || !byId.has(s.id)).map((s) => `#${s.index}`), `${accepted.length} of ${accepted.length}`, "missing"));
   checks.push(
@@ -180,7 +188,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     check(
       "no message sent twice (provider's record)",
       [...acceptedByProvider].filter(([, n]) => n > 1).map(([to, n]) => ({ text: `${to} ×${n}`, to })),
-      `${[...acceptedByProvider.values()].reduce((a, b) => a + b, 0)} provider acceptances, one per recipient`,
+      `${providerAccepted.length} provider acceptances, one per recipient`,
       "recipients",
     ),
   );
@@ -188,7 +196,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     check(
       "outcome agrees with the provider",
       messages.flatMap((m) => {
-        const n = acceptedByProvider.get(key(m.to_address)) ?? 0;
+        const n = acceptedByProvider.get(recipientKey(m.to_address)) ?? 0;
         const to = m.to_address;
         if (m.status === "failed" && n > 0) return [{ text: `${m.id} failed (${m.error_code}) but the provider accepted it`, to }];
         if (m.status !== "failed" && n === 0) return [{ text: `${m.id} ${m.status} but the provider never accepted it`, to }];
@@ -257,25 +265,25 @@ export async function inspect(e: Evidence): Promise<Report> {
   // Figures
   // Refusals by reason, with when they came: each should line up with a fault.
   const refused = new Map<string, { n: number; from: number; to: number }>();
-  for (const s of e.sends.filter((s) => s.status !== 201)) {
+  for (const s of refusedSends) {
     const reason = s.status === 0 ? `no answer (${s.error})` : `HTTP ${s.status}${s.error ? ` ${s.error}` : ""}`;
     const seen = refused.get(reason) ?? { n: 0, from: s.atS, to: s.atS };
     refused.set(reason, { n: seen.n + 1, from: Math.min(seen.from, s.atS), to: Math.max(seen.to, s.atS) });
   }
-  const windows = new Map<number, number>();
-  for (const s of e.sends.filter((s) => s.status !== 201)) windows.set(Math.floor(s.atS / 10), (windows.get(Math.floor(s.atS / 10)) ?? 0) + 1);
-  const refusalTimeline = [...windows].sort((a, b) => a[0] - b[0]).map(([w, n]) => `${w * 10}–${w * 10 + 10} s: ${n}`).join(", ") || "none";
+  const windows = countBy(refusedSends, (s) => String(Math.floor(s.atS / 10) * 10));
+  const refusalTimeline = [...windows].sort((a, b) => Number(a[0]) - Number(b[0])).map(([from, n]) => `${from}–${Number(from) + 10} s: ${n}`).join(", ") || "none";
   const refusals = [...refused].sort((a, b) => b[1].n - a[1].n).map(([k, v]) => `${k} ${v.n} (at ${v.from.toFixed(0)}–${v.to.toFixed(0)} s)`).join(", ") || "none";
   // A refusal is honest only if nothing was stored: a stored message that was answered 503 is
   // sent anyway, and a client that retries without an idempotency key sends it twice.
-  const storedTo = new Set(messages.map((m) => key(m.to_address)));
-  const storedAnyway = new Map<string, number>();
-  for (const s of e.sends.filter((s) => s.status !== 201 && storedTo.has(key(s.to)))) {
-    const reason = s.status === 0 ? "no answer" : `HTTP ${s.status}`;
-    storedAnyway.set(reason, (storedAnyway.get(reason) ?? 0) + 1);
-  }
-  const failedReasons = new Map<string, number>();
-  for (const m of messages.filter((m) => m.status === "failed")) failedReasons.set(m.error_code ?? "?", (failedReasons.get(m.error_code ?? "?") ?? 0) + 1);
+  const storedTo = new Set(messages.map((m) => recipientKey(m.to_address)));
+  const storedAnyway = countBy(
+    refusedSends.filter((s) => storedTo.has(recipientKey(s.to))),
+    (s) => (s.status === 0 ? "no answer" : `HTTP ${s.status}`),
+  );
+  const failedReasons = countBy(
+    messages.filter((m) => m.status === "failed"),
+    (m) => m.error_code ?? "?",
+  );
   const retried = messages.filter((m) => m.attempts > 1);
   const callbacks = e.sandbox.callbacks();
   const webhookDeliveries =
@@ -299,7 +307,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     ["refused (not stored or unknown to the client)", refusals],
     ["refusals per 10 s of load", refusalTimeline],
     ["refused but stored all the same", list(storedAnyway)],
-    ["sent (provider acceptances)", String([...acceptedByProvider.values()].reduce((a, b) => a + b, 0))],
+    ["sent (provider acceptances)", String(providerAccepted.length)],
     ["delivered", String(count("delivered"))],
     ["failed, by reason", `${count("failed")}: ${list(failedReasons)}`],
     ["retried", `${retried.length} messages, ${retried.reduce((n, m) => n + m.attempts - 1, 0)} retries`],

@@ -36,43 +36,37 @@ export const WORKER_VARS: Record<string, string> = {
   RECONCILE_WINDOW_SECONDS: "60",
 };
 
-const providerFaults = (t500: number, t429: number, tHang: number, seconds: number): FaultStep[] => [
-  { at: t500, kind: "provider", seconds, outcomes: ["500"], label: "provider answers 500" },
-  { at: t429, kind: "provider", seconds, outcomes: ["429:2"], label: "provider answers 429, Retry-After: 2" },
-  // Half of the hung requests were accepted before the hang: the ambiguous outcome.
-  { at: tHang, kind: "provider", seconds, outcomes: ["hang", "accept-then-hang"], label: "provider hangs past the timeout" },
-];
+/** The six faults, each at its second from the start of the load; provider outages last `seconds`. */
+function faultSchedule(at: Record<"error500" | "rateLimit" | "redis" | "postgres" | "hang" | "evict", number>, seconds: number): FaultStep[] {
+  return [
+    { at: at.error500, kind: "provider", seconds, outcomes: ["500"], label: "provider answers 500" },
+    { at: at.rateLimit, kind: "provider", seconds, outcomes: ["429:2"], label: "provider answers 429, Retry-After: 2" },
+    { at: at.redis, kind: "redis", seconds: 10, label: "Redis stopped (SIGKILL)" },
+    { at: at.postgres, kind: "postgres", seconds: 10, label: "Postgres stopped (immediate shutdown)" },
+    // Half of the hung requests were accepted before the hang: the ambiguous outcome.
+    { at: at.hang, kind: "provider", seconds, outcomes: ["hang", "accept-then-hang"], label: "provider hangs past the timeout" },
+    { at: at.evict, kind: "evict", label: "workerd killed mid-batch: Durable Objects evicted" },
+  ];
+}
+
+const EVERY_PROFILE = { cronIntervalS: 60, inboundEvery: 25, redeliverEveryS: 10 };
 
 export const PROFILES: Record<string, Profile> = {
   default: {
+    ...EVERY_PROFILE,
     name: "default",
     messages: 5000,
     durationS: 120,
-    faults: [
-      ...providerFaults(10, 25, 80, 10),
-      { at: 40, kind: "redis", seconds: 10, label: "Redis stopped (SIGKILL)" },
-      { at: 60, kind: "postgres", seconds: 10, label: "Postgres stopped (immediate shutdown)" },
-      { at: 100, kind: "evict", label: "workerd killed mid-batch: Durable Objects evicted" },
-    ],
-    cronIntervalS: 60,
+    faults: faultSchedule({ error500: 10, rateLimit: 25, redis: 40, postgres: 60, hang: 80, evict: 100 }, 10),
     drainTimeoutS: 300,
-    inboundEvery: 25,
-    redeliverEveryS: 10,
   },
   ci: {
+    ...EVERY_PROFILE,
     name: "ci",
     messages: 700,
     durationS: 50,
-    faults: [
-      ...providerFaults(3, 9, 39, 5),
-      { at: 15, kind: "redis", seconds: 10, label: "Redis stopped (SIGKILL)" },
-      { at: 27, kind: "postgres", seconds: 10, label: "Postgres stopped (immediate shutdown)" },
-      { at: 45, kind: "evict", label: "workerd killed mid-batch: Durable Objects evicted" },
-    ],
-    cronIntervalS: 60,
+    faults: faultSchedule({ error500: 3, rateLimit: 9, redis: 15, postgres: 27, hang: 39, evict: 45 }, 5),
     drainTimeoutS: 200,
-    inboundEvery: 25,
-    redeliverEveryS: 10,
   },
 };
 
@@ -87,8 +81,4 @@ export function chosenProfile(argv: string[], env: NodeJS.ProcessEnv): Profile {
   if (env.DURATION_S) profile.durationS = Number(env.DURATION_S);
   if (!(profile.messages > 0 && profile.durationS > 0)) throw new Error("MESSAGES and DURATION_S must be positive numbers");
   return profile;
-}
-
-export function faultEndS(step: FaultStep): number {
-  return step.at + ("seconds" in step ? step.seconds : 0);
 }

@@ -10,11 +10,12 @@ import Redis from "ioredis";
 import pg from "pg";
 import { STREAM_PREFIX } from "../../src/queue/keys.ts";
 import { SANDBOX_CREDENTIALS } from "../provider-sandbox.ts";
+import { deliverInOrder, postCallback } from "../sandbox/shared.ts";
 import { startStack, type Stack } from "../stack.ts";
 import { inspect, owedInRedis, printReport, type XaddRecord } from "./checks.ts";
 import { runFaults, type FaultRecord } from "./faults.ts";
 import { Load } from "./load.ts";
-import { chosenProfile, faultEndS, WORKER_VARS } from "./profile.ts";
+import { chosenProfile, WORKER_VARS } from "./profile.ts";
 import { startOwnPostgres, startOwnRedis, type CrashableService } from "./services.ts";
 
 const profile = chosenProfile(process.argv.slice(2), process.env);
@@ -40,17 +41,6 @@ async function query<T>(databaseUrl: string, text: string): Promise<T[]> {
 async function inFlight(databaseUrl: string, redis: Redis): Promise<{ rows: number; entries: number; retries: number }> {
   const n = (await query<{ n: string }>(databaseUrl, "select count(*) as n from messages where status in ('pending', 'queued', 'sending', 'retry')"))[0]?.n;
   return { rows: Number(n), ...(await owedInRedis(redis)) };
-}
-
-/** Re-posts a callback exactly as the provider first sent it (same URL, signature and body). */
-async function repost(record: { url: string; headers: Record<string, string>; body: string }): Promise<number> {
-  try {
-    const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
-    await res.arrayBuffer();
-    return res.status;
-  } catch {
-    return 0;
-  }
 }
 
 /** Every XADD to a message stream the bridge ran, by message id: the send route's and the sweep's. */
@@ -110,7 +100,7 @@ async function main(): Promise<boolean> {
   const redeliverer = setInterval(() => {
     const answered = sandbox.callbacks().filter((c) => c.responseStatus !== undefined && c.responseStatus < 300);
     const sample = Array.from({ length: Math.min(30, answered.length) }, () => answered[Math.floor(Math.random() * answered.length)]!);
-    for (const record of sample) void repost(record).then((status) => redeliveries.push(status));
+    for (const record of sample) void postCallback(record).then((answer) => redeliveries.push(answer.status ?? 0));
     for (const deliver of inboundRedeliveries.splice(0)) void deliver();
   }, profile.redeliverEveryS * 1000);
   const progress = setInterval(() => {
@@ -141,7 +131,7 @@ async function main(): Promise<boolean> {
     log(`load done: ${load.sends.length} sends, ${load.inbound.length} inbound webhooks`);
 
     // Drained: no row in flight, no stream entry unacknowledged, no retry scheduled.
-    const lastFaultEnd = loadStartedAt + Math.max(...faults.map((f) => f.endedS), ...profile.faults.map(faultEndS)) * 1000;
+    const lastFaultEnd = loadStartedAt + Math.max(...faults.map((f) => f.endedS)) * 1000;
     let drainS: number | null = null;
     while (performance.now() - lastFaultEnd < profile.drainTimeoutS * 1000) {
       const left = await inFlight(databaseUrl, redis).catch(() => null);
@@ -160,10 +150,7 @@ async function main(): Promise<boolean> {
     while (sandbox.callbacks().some((c) => c.mode === "post" && !c.delivered) && Date.now() < settleBy) await sleep(500);
     const unanswered = sandbox.callbacks().filter((c) => c.responseStatus === undefined || c.responseStatus >= 300);
     log(`redelivering ${unanswered.length} callbacks the service did not take`);
-    for (const record of unanswered) {
-      const status = await repost(record);
-      if (status > 0) record.responseStatus = status;
-    }
+    await deliverInOrder(unanswered, 0);
     await Promise.all(inboundRedeliveries.splice(0).map((deliver) => deliver()));
     await sleep(1000);
 

@@ -185,6 +185,17 @@ export function alphanumeric(length: number): string {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One POST of a recorded callback, exactly as first signed; the answer's status or the error. */
+export async function postCallback(record: Pick<CallbackRecord, "url" | "headers" | "body">): Promise<{ status?: number; error?: string }> {
+  try {
+    const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    return { status: res.status };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /**
  * Posts recorded callbacks one after another (they are ordered: queued before sent before
  * delivered, unless reversed on purpose), recording each answer. Failures are recorded, never
@@ -195,15 +206,10 @@ export async function deliverInOrder(records: CallbackRecord[], delayMs: number,
   for (const record of records) {
     if (delayMs > 0) await sleep(delayMs);
     for (let retry = 0; ; retry++) {
-      try {
-        const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
-        record.responseStatus = res.status;
-        record.error = undefined;
-        await res.arrayBuffer();
-      } catch (error) {
-        record.error = error instanceof Error ? error.message : String(error);
-      }
-      const answered = record.responseStatus !== undefined && record.responseStatus < 300 && record.error === undefined;
+      const answer = await postCallback(record);
+      if (answer.status !== undefined) record.responseStatus = answer.status;
+      record.error = answer.error;
+      const answered = answer.status !== undefined && answer.status < 300;
       if (answered || retry >= retryDelaysMs.length) break;
       // unref: a pending retry must not keep a finished test run's process alive
       await new Promise((r) => setTimeout(r, retryDelaysMs[retry]!).unref());
