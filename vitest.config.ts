@@ -5,7 +5,7 @@ import { SANDBOX_CREDENTIALS } from "./dev/sandbox/api.ts";
 export default defineConfig({
   plugins: [
     cloudflareTest(({ inject }) => ({
-      wrangler: { configPath: "./wrangler.toml" },
+      wrangler: { configPath: "./wrangler.toml", environment: "development" },
       miniflare: {
         bindings: {
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),

@@ -155,7 +155,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     if (!opts.quiet) console.log(`provider sandbox on ${sandbox.url} (serving: ${served.join(", ") || "nothing, providers are configured"}; see dev/README.md)`);
   }
 
-  const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
+  const args = ["wrangler", "dev", "--env", "development", "--ip", "127.0.0.1", "--port", String(opts.port), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
   // Its own process group, so that stopping it also stops workerd and the other children of npx.

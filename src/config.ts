@@ -58,7 +58,7 @@ const url = (what: string) =>
     .refine((v) => URL.canParse(v), { message: `${what} must be a URL` });
 
 export const ConfigSchema = z.object({
-  ENVIRONMENT: z.string().trim().min(1).optional().default("development"),
+  ENVIRONMENT: z.string().trim().min(1).optional().default("production"),
   SYNC_MESSAGE_PROCESSING: bool(false),
 
   DATABASE_URL: url("DATABASE_URL"),

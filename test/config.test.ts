@@ -5,10 +5,10 @@ import { ConfigError, loadConfig } from "../src/config";
 const base = { DATABASE_URL: "postgres://u@h:5432/d", UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1", UPSTASH_REDIS_REST_TOKEN: "t" };
 
 describe("loadConfig", () => {
-  it("applies the documented defaults", () => {
+  it("applies the documented defaults, production first: no ENVIRONMENT means auth required", () => {
     const config = loadConfig({ ...base });
     expect(config).toMatchObject({
-      ENVIRONMENT: "development",
+      ENVIRONMENT: "production",
       SYNC_MESSAGE_PROCESSING: false,
       SHARDS_PER_TYPE: 1,
       QUEUE_MAX_ATTEMPTS: 5,
@@ -21,7 +21,7 @@ describe("loadConfig", () => {
       METRICS_ENABLED: true,
       API_KEYS: [],
       CORS_ORIGINS: ["http://localhost:3000", "http://localhost:8080"],
-      authRequired: false,
+      authRequired: true,
     });
   });
 

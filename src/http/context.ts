@@ -2,15 +2,7 @@
 // route template, and the external systems, opened lazily once per request and closed after it.
 import type { Context } from "hono";
 import type { Config } from "../config";
-import { openDatabase, type Database } from "../db/client";
-import { openRedis, type Redis } from "../queue/redis";
-
-export interface Deps {
-  db(): Database;
-  redis(): Redis;
-  /** closes what was opened; called from waitUntil after the response */
-  close(): Promise<void>;
-}
+import type { Deps } from "../deps";
 
 export type AppEnv = {
   Bindings: Env;
@@ -26,15 +18,3 @@ export type AppEnv = {
 };
 
 export type AppContext = Context<AppEnv>;
-
-export function createDeps(config: Config): Deps {
-  let database: Database | undefined;
-  let redis: Redis | undefined;
-  return {
-    db: () => (database ??= openDatabase(config)),
-    redis: () => (redis ??= openRedis(config)),
-    async close() {
-      await database?.end();
-    },
-  };
-}

@@ -2,7 +2,7 @@
 // direct key, threads, listing, search with literal patterns, read marks.
 import { sql, type SQL } from "drizzle-orm";
 import { notFound } from "../errors";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import type { Channel } from "../validation/address";
 import type { Page } from "../validation/common";

@@ -5,7 +5,7 @@
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { openDatabase } from "../db/client";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { ringDoorbell } from "../queue/doorbell";

@@ -1,7 +1,7 @@
 // Dependency checks for the probes: Postgres `select 1`, Redis `PING`, each timed and bounded.
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { errorFields, log } from "../log";
 import { HEARTBEAT_KEY } from "../queue/keys";
 import { providerModes } from "../providers";

@@ -3,7 +3,7 @@
 import { sql } from "drizzle-orm";
 import { conflict, validationError } from "../errors";
 import { sha256, toHex } from "../http/auth";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import type { Row } from "./representation";
 
 const KEY = /^[\x20-\x7e]{1,255}$/;

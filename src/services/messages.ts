@@ -1,7 +1,7 @@
 // Reading and changing messages: get, list, events, status PATCH, retry (API-CONTRACT §3).
 import { sql, type SQL } from "drizzle-orm";
 import { AppError, badRequest, notFound, validationError } from "../errors";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import { retryMember } from "../queue/keys";
 import type { Page } from "../validation/common";

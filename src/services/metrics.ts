@@ -3,7 +3,7 @@
 // Postgres and Redis state at scrape time. Label values are route templates, enums and status
 // codes only: never an id, a phone number or an address.
 import { sql } from "drizzle-orm";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { MESSAGE_TYPES } from "../db/schema";
 import { streamKey } from "../queue/streams";
 import type { Row } from "./representation";

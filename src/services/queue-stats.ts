@@ -2,7 +2,7 @@
 // statement per stats call.
 import { sql } from "drizzle-orm";
 import { MESSAGE_TYPES } from "../db/schema";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { CONSUMER_GROUP, COUNTERS_KEY, HEARTBEAT_KEY, retryKey, streamKey } from "../queue/keys";
 import { redisError } from "../queue/redis";
 import type { Page } from "../validation/common";

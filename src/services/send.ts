@@ -3,7 +3,7 @@
 // delivery.ts's job.
 import { sql, type SQL } from "drizzle-orm";
 import { validationError } from "../errors";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import type { SendInput } from "../validation/messages";
 import { smsSegments } from "../validation/segments";

@@ -7,7 +7,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import { sqlState } from "../db/client";
-import type { Deps } from "../http/context";
+import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import { smsSegments } from "../validation/segments";
 import { UUID, isPlainObject } from "../validation/common";

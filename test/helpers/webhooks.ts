@@ -4,7 +4,7 @@ import { env } from "cloudflare:test";
 import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../../src/config";
-import { createDeps } from "../../src/http/context";
+import { createDeps } from "../../src/deps";
 import { storeOutbound } from "../../src/services/send";
 import { bytesToBase64, sha256Hex, twilioSignature, twilioSignatureString } from "../../src/webhooks/signatures";
 import { call, type Overrides } from "./http";

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../../src/config";
-import { createDeps } from "../../src/http/context";
+import { createDeps } from "../../src/deps";
 import { env } from "cloudflare:test";
 import { call } from "../helpers/http";
 import { freshPair, getJson } from "../helpers/fixtures";
