@@ -7,7 +7,7 @@ import { type AnyPgColumn, boolean, check, index, integer, jsonb, pgTable, prima
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 6 });
 
 export const MESSAGE_TYPES = ["sms", "mms", "email"] as const;
-export const MESSAGE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry"] as const;
+export const MESSAGE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry", "held"] as const;
 export const CONVERSATION_STATUSES = ["active", "archived", "closed"] as const;
 export const CONVERSATION_TYPES = ["direct", "thread"] as const;
 export const EVENT_TYPES = [
@@ -79,13 +79,24 @@ export const messages = pgTable(
     attachments: text("attachments").array().notNull().default(sql`'{}'::text[]`),
     metadata: jsonb("metadata").notNull().default({}),
     segments: integer("segments"),
+    /** provider attempts that count toward QUEUE_MAX_ATTEMPTS; reset by a retry request or a redrive */
     attempts: integer("attempts").notNull().default(0),
+    /**
+     * Bumped by every claim and never reset: the fencing token of the outcome statement, so that a
+     * worker whose claim was superseded (lease recovery, a retry request) cannot record over it.
+     */
+    claimSeq: integer("claim_seq").notNull().default(0),
     errorCode: text("error_code"),
     errorMessage: text("error_message"),
     errorClass: text("error_class"),
     nextAttemptAt: ts("next_attempt_at"),
     /** the last attempt ended so that the provider may have accepted it (ask before resending) */
     ambiguousAttempt: boolean("ambiguous_attempt").notNull().default(false),
+    /**
+     * When each ambiguous request was in flight, [{attempt, started_at, ended_at}] by our clock:
+     * reconcile attributes a provider message to this one only if it was created inside one of them.
+     */
+    ambiguousWindows: jsonb("ambiguous_windows").notNull().default([]),
     readAt: ts("read_at"),
     sentAt: ts("sent_at"),
     deliveredAt: ts("delivered_at"),
@@ -100,11 +111,13 @@ export const messages = pgTable(
     // The worker's claim and the sweep look only at messages still in flight.
     index("messages_in_flight_idx").on(t.status, t.updatedAt).where(sql`status in ('pending', 'queued', 'sending', 'retry')`),
     index("messages_unread_idx").on(t.conversationId).where(sql`direction = 'inbound' and read_at is null`),
+    // Reconcile looks for our other unresolved ambiguous messages to the same recipient.
+    index("messages_ambiguous_idx").on(t.toAddress).where(sql`ambiguous_attempt and provider_message_id is null`),
     check("messages_type_ck", inList("type", MESSAGE_TYPES)),
     check("messages_status_ck", inList("status", MESSAGE_STATUSES)),
     check("messages_direction_ck", inList("direction", ["outbound", "inbound"])),
     check("messages_provider_ck", inList("provider", ["twilio", "sendgrid"])),
-    check("messages_attempts_ck", sql`attempts >= 0`),
+    check("messages_attempts_ck", sql`attempts >= 0 and claim_seq >= 0`),
   ],
 );
 
@@ -144,7 +157,9 @@ export const idempotencyKeys = pgTable(
     scope: text("scope").notNull(),
     key: text("key").notNull(),
     fingerprint: text("fingerprint").notNull(),
-    /** null while the first request is still running */
+    /** the message the key's send stored, written in the same statement as the message */
+    messageId: uuid("message_id"),
+    /** the first answer, stored after it was sent for a byte-for-byte replay; null until then */
     responseStatus: integer("response_status"),
     responseBody: text("response_body"),
     createdAt: ts("created_at").notNull().defaultNow(),
@@ -152,6 +167,19 @@ export const idempotencyKeys = pgTable(
   },
   (t) => [primaryKey({ columns: [t.scope, t.key] }), index("idempotency_keys_expires_idx").on(t.expiresAt)],
 );
+
+/**
+ * One row per send statement that committed, written by that statement, keyed by the message id the
+ * route generated. When a send's outcome is unknown (the connection was lost around the commit),
+ * the route inserts the same key as abandoned: if that insert wins, the original statement can no
+ * longer commit (its own insert would conflict) and "not stored" is the truth; if it conflicts, the
+ * message was stored. The insert waits for an in-flight original, so the answer is never a guess.
+ */
+export const sendFences = pgTable("send_fences", {
+  messageId: uuid("message_id").primaryKey(),
+  abandoned: boolean("abandoned").notNull().default(false),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
 
 export const deadLetters = pgTable(
   "dead_letters",

@@ -1,17 +1,28 @@
 // The QueueWorker Durable Object: one per (message type, shard), named `{type}:{shard}`, a consumer
 // of its type's stream in the group `workers`. It sleeps with no alarm until the doorbell (`wake`)
 // or the sweep rings; its alarm loop then works batch by batch within a time budget and re-arms
-// at its end (DESIGN.md §2, invariants 5 and 6).
+// at its end (docs/message-path.md).
+//
+// What it keeps in its own storage, so that faults cost seconds rather than a lease:
+// - the journal of claims and outcomes (./journal.ts), finished by the next run after a crash or
+//   while Postgres is down;
+// - message ids whose stream entry the send route could not write, written when Redis answers;
+// - its provider's circuit breaker (../queue/circuit.ts): while the provider is down the shard
+//   stops reading, so messages wait without spending attempts, and it probes with one message.
 import { DurableObject } from "cloudflare:workers";
 import { loadConfig, type Config } from "../config";
-import { openDatabase } from "../db/client";
+import { openDatabase, type Database } from "../db/client";
 import { errorFields, log } from "../log";
-import { claim, processClaimed, type BatchResult } from "../queue/processing";
-import { openRedis } from "../queue/redis";
+import { providerNameFor } from "../providers/types";
+import { Circuit, closedCircuit, type CircuitState } from "../queue/circuit";
+import { attemptAll, claim, decide, evidenceOf, followUps, interruptedOutcome, recordOutcomes, SubrequestBudget, type Outcome } from "../queue/processing";
+import { openRedis, type Redis } from "../queue/redis";
+import { enqueueMany } from "../queue/streams";
 import { workerStep, type StepInput } from "../queue/worker-step";
 import { recordProcessing, flushSamples } from "../services/metrics";
 import type { Channel } from "../validation/address";
 import { UUID } from "../validation/common";
+import { Journal } from "./journal";
 
 const HEARTBEAT_EVERY_MS = 5_000;
 /**
@@ -20,7 +31,10 @@ const HEARTBEAT_EVERY_MS = 5_000;
  * load. At light load no doorbell rings during a run and nothing waits.
  */
 const GATHER_MS = 100;
-const ERROR_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+/** Retry delays after a failed run (Postgres or Redis down); the journal is finished on the next. */
+const ERROR_BACKOFF_MS = [500, 1_000, 2_000, 5_000];
+/** Subrequests kept for the run's own bookkeeping: the last Redis step, journal recovery, metrics. */
+const RESERVED_SUBREQUESTS = 8;
 
 export interface WorkerStats {
   name: string;
@@ -31,7 +45,19 @@ export interface WorkerStats {
   lastRunAt: string | null;
   lastError: string | null;
   nextAlarmAt: string | null;
+  circuit: CircuitState;
+  /** claims and outcomes in the journal, not yet finished */
+  journal: number;
 }
+
+/** What the next Redis step must carry: acks of the last batch and what its outcomes owe Redis. */
+interface Carry {
+  ack: string[];
+  outcomes: Outcome[];
+  recorded: Set<string>;
+}
+
+const emptyCarry = (): Carry => ({ ack: [], outcomes: [], recorded: new Set() });
 
 export class QueueWorker extends DurableObject<Env> {
   private running: Promise<void> | null = null;
@@ -45,11 +71,52 @@ export class QueueWorker extends DurableObject<Env> {
   private unreported = { processed: 0, failed: 0 };
   private consecutiveErrors = 0;
   private counters = { runs: 0, batches: 0, processed: 0, lastRunAt: null as string | null, lastError: null as string | null };
+  private readonly journal: Journal;
+  private circuitState: CircuitState | undefined;
+  /** the circuit changed since it was last published to Redis */
+  private circuitDirty = true;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.journal = new Journal(ctx.storage.sql);
+  }
 
   private workerName(): string {
     const name = this.ctx.id.name;
     if (!name || !/^(sms|mms|email):\d+$/.test(name)) throw new Error(`QueueWorker needs a name like "sms:0", got ${name}`);
     return name;
+  }
+
+  private circuit(config: Config): Circuit {
+    this.circuitState ??= this.ctx.storage.kv.get<CircuitState>("circuit") ?? closedCircuit(config.CIRCUIT_PROBE_MIN_MS);
+    return new Circuit(this.circuitState, {
+      failureThreshold: config.CIRCUIT_FAILURE_THRESHOLD,
+      probeMinMs: config.CIRCUIT_PROBE_MIN_MS,
+      probeMaxMs: config.CIRCUIT_PROBE_MAX_MS,
+    });
+  }
+
+  private saveCircuit(circuit: Circuit) {
+    if (JSON.stringify(circuit.state) === JSON.stringify(this.circuitState)) return;
+    const before = this.circuitState?.state;
+    this.circuitState = circuit.state;
+    this.circuitDirty = true;
+    this.ctx.storage.kv.put("circuit", circuit.state);
+    if (before !== circuit.state.state) {
+      log(circuit.state.state === "closed" ? "info" : "warn", "circuit_changed", {
+        worker: this.workerName(),
+        provider: providerNameFor(this.workerName().split(":")[0] as Channel),
+        from: before,
+        to: circuit.state.state,
+        reason: circuit.state.reason,
+        last_error: circuit.state.lastError,
+      });
+    }
+  }
+
+  private async armNow() {
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > Date.now()) await this.ctx.storage.setAlarm(Date.now());
   }
 
   /**
@@ -65,8 +132,25 @@ export class QueueWorker extends DurableObject<Env> {
       this.rung = true;
       return;
     }
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > Date.now()) await this.ctx.storage.setAlarm(Date.now());
+    // An open circuit keeps its own schedule (the next probe); a doorbell does not override it.
+    const allowance = this.circuit(loadConfig(this.env)).allowance(Date.now());
+    if (allowance.limit === 0) return;
+    await this.armNow();
+  }
+
+  /** The send route could not write this message's stream entry: keep it and write it when Redis answers. */
+  async enqueueLater(messageId: string): Promise<void> {
+    if (!UUID.test(messageId)) throw new Error(`not a message id: ${messageId}`);
+    this.journal.unqueue(messageId, this.workerName().split(":")[0] as Channel);
+    await this.armNow();
+  }
+
+  /** The provider signed a callback or an inbound message: it is up, so an open circuit probes now. */
+  async providerAlive(): Promise<void> {
+    const circuit = this.circuit(loadConfig(this.env));
+    if (!circuit.nudge(Date.now())) return;
+    this.saveCircuit(circuit);
+    await this.armNow();
   }
 
   async stats(): Promise<WorkerStats> {
@@ -76,6 +160,8 @@ export class QueueWorker extends DurableObject<Env> {
       running: this.running !== null,
       ...this.counters,
       nextAlarmAt: alarm === null ? null : new Date(alarm).toISOString(),
+      circuit: this.circuit(loadConfig(this.env)).state,
+      journal: this.journal.size,
     };
   }
 
@@ -105,60 +191,94 @@ export class QueueWorker extends DurableObject<Env> {
     this.rung = false;
     this.counters.runs++;
     this.counters.lastRunAt = new Date().toISOString();
-    let more = false;
+    let next: number | null;
     try {
-      more = await this.loop(config, name, type);
+      next = await this.work(config, name, type);
       this.consecutiveErrors = 0;
       this.counters.lastError = null;
     } catch (error) {
-      // Postgres or Redis is unavailable: try again with backoff, on our own schedule rather than
-      // the platform's alarm retries (which give up). Unacked entries stay in our pending list.
+      // Postgres or Redis is unavailable: try again soon, on our own schedule rather than the
+      // platform's alarm retries (which give up). The journal and our pending list keep the work.
       this.consecutiveErrors++;
       this.recheckPending = true;
+      this.circuitDirty = true;
       this.earliestDue = undefined;
       this.counters.lastError = error instanceof Error ? error.message : String(error);
       const delay = ERROR_BACKOFF_MS[Math.min(this.consecutiveErrors, ERROR_BACKOFF_MS.length) - 1]!;
-      log("error", "worker_run_failed", { worker: name, retry_in_ms: delay, ...errorFields(error) });
+      log("error", "worker_run_failed", { worker: name, retry_in_ms: delay, journal: this.journal.size, ...errorFields(error) });
       await this.ctx.storage.setAlarm(Date.now() + delay);
       return;
     }
     await flushSamples(this.env).catch(() => undefined);
-    // Re-arm late (invariant 6): now if more may wait, else at the earliest due retry, else sleep.
-    if (more || this.rung) await this.ctx.storage.setAlarm(Date.now());
-    else if (typeof this.earliestDue === "number") await this.ctx.storage.setAlarm(Math.max(this.earliestDue, Date.now()));
+    // Re-arm late: now if more may wait, else at the earliest due retry or probe, else sleep.
+    if (this.rung && next === null) next = Date.now();
+    if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
     else await this.ctx.storage.deleteAlarm();
   }
 
-  /** Batches until the stream is drained (false) or the time budget is spent (true: more may wait). */
-  private async loop(config: Config, name: string, type: Channel): Promise<boolean> {
+  /**
+   * One run: finish what the journal holds, write stream entries the route could not, then batches
+   * until the stream is drained, the time or subrequest budget is spent, or the circuit says wait.
+   * Returns when the next run should start (epoch ms), or null to sleep until a doorbell.
+   */
+  private async work(config: Config, name: string, type: Channel): Promise<number | null> {
     const redis = openRedis(config);
     const db = openDatabase(config);
+    const budget = new SubrequestBudget(config.SUBREQUEST_BUDGET);
     const deadline = Date.now() + config.QUEUE_TIME_BUDGET_MS;
-    let carry: Carry = { ack: [], result: null };
     try {
+      let carry = await this.finishJournal(config, db, budget, type);
+      await this.writeUnqueued(redis, budget);
+      const circuit = this.circuit(config);
       for (;;) {
-        const read = Date.now() < deadline ? config.QUEUE_BATCH_SIZE : 0;
-        const step = await workerStep(redis, this.stepInput(name, type, carry, read, false));
-        carry = { ack: [], result: null };
+        const allowance = circuit.allowance(Date.now());
+        this.saveCircuit(circuit);
+        const affordable = Math.floor((budget.remaining - RESERVED_SUBREQUESTS) / 2);
+        const count = Date.now() < deadline ? Math.min(config.QUEUE_BATCH_SIZE, allowance.limit ?? Infinity, Math.max(0, affordable)) : 0;
+        const step = await workerStep(redis, this.stepInput(name, type, carry, count, count === 0));
+        budget.spend();
+        this.journal.forget(carry.recorded);
+        carry = emptyCarry();
         if (step.earliestDue !== undefined) this.earliestDue = step.earliestDue;
-        if (read === 0) return true;
+        if (count === 0) {
+          if (allowance.limit === 0) return this.soonest(allowance.wakeAt ?? null);
+          return Date.now(); // out of time or subrequests: a fresh invocation continues
+        }
         if (step.source === ">") this.recheckPending = false;
-        if (step.entries.length === 0) return false;
+        if (step.entries.length === 0) return this.soonest(null);
 
         // A malformed entry (no data, not JSON, not a UUID) is acknowledged and dropped, never retried.
         const ids = [...new Set(step.entries.map((e) => e.messageId).filter((id): id is string => id !== null && UUID.test(id)))];
-        const result = await processClaimed(config, db, await claim(db, ids));
+        const claimed = await claim(db, ids);
+        budget.spend();
+        this.journal.claimed(claimed);
+        const attempted = await attemptAll(config, db, claimed, budget);
+        const { providerDown } = circuit.observe(
+          attempted.map((a) => evidenceOf(a.error, a.message.id)),
+          Date.now(),
+        );
+        this.saveCircuit(circuit);
+        const outcomes = attempted.map((a) => decide(config, a, providerDown, circuit.state.nextProbeAt));
+        this.journal.decided(outcomes);
+        const { recorded, failed } = await recordOutcomes(db, outcomes);
+        budget.spend(1 + (failed.length > 0 ? outcomes.length : 0));
+        this.journal.recorded(recorded);
+        // Outcomes not recorded: stale (a newer claim won) or refused by a constraint (logged). The
+        // newer claim owns the message; a refused row is recovered after the lease.
+        this.journal.forget(outcomes.filter((o) => !recorded.has(o.id)).map((o) => o.id));
         this.counters.batches++;
-        this.counters.processed += result.outcomes.length;
-        for (const o of result.outcomes) recordProcessing(o.type, o.providerName, o.status === "sent" ? "success" : "error", o.durationMs / 1000);
-        carry = { ack: step.entries.map((e) => e.entryId), result };
+        this.counters.processed += outcomes.length;
+        for (const o of outcomes) recordProcessing(o.type, o.providerName, o.status === "sent" ? "success" : "error", o.durationMs / 1000);
+        carry = { ack: step.entries.map((e) => e.entryId), outcomes, recorded };
 
         // A short read means the stream was drained when we read it; a doorbell tells us otherwise.
-        if (step.entries.length < config.QUEUE_BATCH_SIZE && step.source === ">") {
-          if (!this.rung) {
+        if (step.entries.length < count && step.source === ">") {
+          if (!this.rung || circuit.state.state !== "closed") {
             const flush = await workerStep(redis, this.stepInput(name, type, carry, 0, true));
+            budget.spend();
+            this.journal.forget(carry.recorded);
             if (flush.earliestDue !== undefined) this.earliestDue = flush.earliestDue;
-            return false;
+            return this.soonest(circuit.state.state === "open" ? circuit.state.nextProbeAt : null);
           }
           this.rung = false;
           await new Promise((r) => setTimeout(r, GATHER_MS));
@@ -169,11 +289,51 @@ export class QueueWorker extends DurableObject<Env> {
     }
   }
 
+  /** The earliest of a due retry we know of and `other`; null when there is neither. */
+  private soonest(other: number | null): number | null {
+    const due = typeof this.earliestDue === "number" ? this.earliestDue : null;
+    if (due === null) return other;
+    return other === null ? due : Math.min(due, other);
+  }
+
+  /**
+   * After a crash or while Postgres was down: claims whose call was in flight are recorded as
+   * ambiguous attempts, decided outcomes are committed; what they owe Redis rides on the next step.
+   */
+  private async finishJournal(config: Config, db: Database, budget: SubrequestBudget, type: Channel): Promise<Carry> {
+    const interrupted = this.journal.inFlight();
+    if (interrupted.length > 0) {
+      const outcomes = interrupted.map((c) => interruptedOutcome(config, type, c, c.claimedAt));
+      this.journal.decided(outcomes);
+      log("warn", "worker_interrupted_claims", { worker: this.workerName(), messages: outcomes.length });
+    }
+    const decided = this.journal.outcomes("decided");
+    if (decided.length > 0) {
+      const { recorded } = await recordOutcomes(db, decided);
+      budget.spend();
+      this.journal.recorded(recorded);
+      this.journal.forget(decided.filter((o) => !recorded.has(o.id)).map((o) => o.id));
+    }
+    const owed = this.journal.outcomes("recorded");
+    return { ack: [], outcomes: owed, recorded: new Set(owed.map((o) => o.id)) };
+  }
+
+  /** Stream entries the send route could not write: one pipeline, kept when Redis is still down. */
+  private async writeUnqueued(redis: Redis, budget: SubrequestBudget) {
+    const owed = this.journal.unqueued();
+    if (owed.length === 0) return;
+    await enqueueMany(redis, owed);
+    budget.spend();
+    this.journal.queued(owed.map((o) => o.id));
+    log("info", "unqueued_messages_enqueued", { worker: this.workerName(), messages: owed.length, oldest_age_ms: Date.now() - Math.min(...owed.map((o) => o.addedAt)) });
+  }
+
   private stepInput(name: string, type: Channel, carry: Carry, count: number, final: boolean): StepInput {
     const now = Date.now();
-    const outcomes = carry.result?.outcomes ?? [];
-    this.unreported.processed += outcomes.filter((o) => o.status === "sent").length;
-    this.unreported.failed += outcomes.filter((o) => o.status === "failed").length;
+    const owed = carry.outcomes.filter((o) => carry.recorded.has(o.id));
+    const { retries, deadLetters } = followUps(owed, carry.recorded);
+    this.unreported.processed += owed.filter((o) => o.status === "sent").length;
+    this.unreported.failed += owed.filter((o) => o.status === "failed").length;
     // Heartbeat and counters ride along at most every few seconds, and on a run's last step.
     const report = final || now - this.lastHeartbeat >= HEARTBEAT_EVERY_MS;
     const counts = report ? this.unreported : { processed: 0, failed: 0 };
@@ -181,6 +341,8 @@ export class QueueWorker extends DurableObject<Env> {
       this.lastHeartbeat = now;
       this.unreported = { processed: 0, failed: 0 };
     }
+    const circuit = this.circuitDirty && this.circuitState ? JSON.stringify(this.circuitState) : null;
+    this.circuitDirty = false;
     // Due retries move into the stream when one is known to be due, or when we do not know.
     const moveDue = count > 0 && (this.earliestDue === undefined || (this.earliestDue !== null && this.earliestDue <= now));
     return {
@@ -188,19 +350,17 @@ export class QueueWorker extends DurableObject<Env> {
       consumer: name,
       count,
       ack: carry.ack,
-      retries: carry.result?.retries.map((r) => ({ member: r.member, dueAt: r.dueAt })) ?? [],
-      deadLetters:
-        carry.result?.deadLetters.map((d) =>
-          JSON.stringify({ message_id: d.id, type: d.type, error_class: d.errorClass, error_code: d.errorCode, at: new Date(now).toISOString() }),
-        ) ?? [],
+      retries: retries.map((r) => ({ member: r.member, dueAt: r.dueAt })),
+      deadLetters: deadLetters.map((d) =>
+        JSON.stringify({ message_id: d.id, type: d.type, error_class: d.errorClass, error_code: d.errorCode, at: new Date(now).toISOString() }),
+      ),
       processed: counts.processed,
       failed: counts.failed,
       readPendingFirst: count > 0 && this.recheckPending,
       heartbeat: report,
       moveDue,
       wantEarliest: this.earliestDue === undefined,
+      circuit,
     };
   }
 }
-
-type Carry = { ack: string[]; result: BatchResult | null };

@@ -33,7 +33,7 @@ export function mailSendBody(config: Config, message: OutboundMessage, attachmen
   return mail;
 }
 
-/** SendGrid's answer to a non-2xx: 429 and 5xx are retried, any other 4xx is permanent. */
+/** SendGrid's answer to a non-2xx: 429 and 5xx are retried, 401/403 are ours, any other 4xx is permanent. */
 export function sendgridError(answer: HttpAnswer): ProviderError {
   const json = parseJson(answer.text) as { errors?: { message?: unknown; field?: unknown }[] } | undefined;
   const details = (Array.isArray(json?.errors) ? json.errors : [])
@@ -43,7 +43,10 @@ export function sendgridError(answer: HttpAnswer): ProviderError {
   const opts = { httpStatus: answer.status };
   if (answer.status === 429) return new ProviderError("rate_limited", "too_many_requests", message, { ...opts, retryAfter: retryAfterSeconds(answer.headers) });
   if (answer.status >= 500) return new ProviderError("transient", "server_error", message, opts);
-  const codes: Record<number, string> = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "payload_too_large" };
+  // A revoked key (401) or one without the mail.send permission (403) fails every mail alike.
+  if (answer.status === 401) return new ProviderError("credentials", "unauthorized", message, opts);
+  if (answer.status === 403) return new ProviderError("credentials", "forbidden", message, opts);
+  const codes: Record<number, string> = { 400: "bad_request", 413: "payload_too_large" };
   return new ProviderError("permanent", codes[answer.status] ?? `http_${answer.status}`, message, opts);
 }
 
@@ -135,7 +138,7 @@ export function createSendGrid(config: Config): Provider {
     name: "sendgrid",
     mode: "live",
     async send(message: OutboundMessage): Promise<SendResult> {
-      if (!config.SENDGRID_API_KEY) throw new ProviderError("permanent", "not_configured", "SENDGRID_API_KEY is not configured");
+      if (!config.SENDGRID_API_KEY) throw new ProviderError("credentials", "not_configured", "SENDGRID_API_KEY is not configured");
       const attachments = await fetchAttachments(message.attachments, config.SENDGRID_MAX_ATTACHMENT_BYTES, config.PROVIDER_TIMEOUT_MS);
       const answer = await callProvider(
         sendUrl,

@@ -1,15 +1,14 @@
 // Twilio Programmable Messaging over fetch (the official SDK does not run on Workers): Messages
 // create for sends, Messages list for reconciling an ambiguous attempt, and the mapping of
-// Twilio's answers onto the pipeline's error classes (DESIGN.md invariant 4).
+// Twilio's answers onto the pipeline's error classes (docs/message-path.md).
 import type { Config } from "../config";
 import { base64, callProvider, parseJson, retryAfterSeconds, type HttpAnswer } from "./http";
-import { ProviderError, type OutboundMessage, type Provider, type SendResult } from "./types";
+import { ProviderError, widen, type CandidateList, type OutboundMessage, type Provider, type SendResult, type Window } from "./types";
 
 const API_VERSION = "2010-04-01";
-/** How far our clock and Twilio's may disagree when matching a listed message to ours. */
-const CLOCK_SKEW_MS = 10 * 60 * 1000;
-/** Pages of 50 messages to the same recipient examined by a lookup before giving up. */
-const LOOKUP_MAX_PAGES = 3;
+/** Pages of LOOKUP_PAGE_SIZE messages between the pair examined before the list counts as unread. */
+const LOOKUP_MAX_PAGES = 5;
+const LOOKUP_PAGE_SIZE = 100;
 
 interface TwilioMessage {
   sid?: string;
@@ -20,6 +19,7 @@ interface TwilioMessage {
   direction?: string;
   num_media?: string;
   date_created?: string;
+  date_sent?: string | null;
 }
 
 export function twilioCredentials(config: Config): { user: string; password: string } | null {
@@ -60,10 +60,13 @@ export function twilioError(answer: HttpAnswer): ProviderError {
   if (answer.status === 429 || twilioCode === "20429") {
     return new ProviderError("rate_limited", twilioCode ?? "20429", message, { ...opts, retryAfter: retryAfterSeconds(answer.headers) });
   }
+  // Our credentials or account are refused (20003 Authenticate, 20404 on the account's own
+  // Messages resource): every message would fail alike, so it is never a message's fault.
+  if (answer.status === 401 || twilioCode === "20003" || twilioCode === "20404") return new ProviderError("credentials", code, message, opts);
   // 5xx: Twilio did not accept the message (it answered, and said so), so sending again is safe.
   if (answer.status >= 500) return new ProviderError("transient", code, message, opts);
   // Every other 4xx is about the request or the recipient (21211 invalid To, 21610 opted out,
-  // 21614 not mobile, 20003 bad credentials...): the same request would fail the same way.
+  // 21614 not mobile...): the same request would fail the same way.
   return new ProviderError("permanent", code, message, opts);
 }
 
@@ -77,7 +80,7 @@ export function createTwilio(config: Config): Provider {
   });
 
   function missingCredentials(): ProviderError {
-    return new ProviderError("permanent", "not_configured", "Twilio credentials are not configured (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN or an API key)");
+    return new ProviderError("credentials", "not_configured", "Twilio credentials are not configured (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN or an API key)");
   }
 
   return {
@@ -101,26 +104,25 @@ export function createTwilio(config: Config): Provider {
     },
 
     /**
-     * Did an earlier, ambiguous attempt create this message at Twilio? Lists the messages to the
-     * recipient (and from our sender) sent since the message was created, and matches the body and
-     * media count. Twilio's Message resource does not echo the StatusCallback URL, so our message id
-     * cannot be matched; a message of ours with the same body to the same recipient in the same
-     * window would be taken for this one. Any failure is thrown as ambiguous: it did not rule out
-     * that the earlier attempt was accepted.
+     * Twilio's messages between the pair with this message's body and media count, created inside
+     * one of the ambiguous windows. Twilio's list can only filter on `DateSent`, which is empty while
+     * Twilio still holds a message, so the list is read unfiltered by date, newest first, until a
+     * whole page is older than the earliest window. Twilio's Message resource does not echo the
+     * StatusCallback URL, so our id cannot be matched here: attribution among identical messages is
+     * src/queue/reconcile.ts's job. Any failure is thrown as ambiguous: it did not rule anything out.
      */
-    async lookup(message: OutboundMessage): Promise<SendResult | null> {
+    async listCandidates(message: OutboundMessage, windows: Window[]): Promise<CandidateList> {
       if (!credentials || !accountSid) throw missingCredentials();
-      const createdMs = Date.parse(message.createdAt);
+      const wide = windows.map((w) => widen(w, config.RECONCILE_CLOCK_SKEW_MS));
+      const earliest = Math.min(...wide.map((w) => w.startedAt));
       const query = new URLSearchParams();
       query.set("To", message.to);
       if (!config.TWILIO_MESSAGING_SERVICE_SID) query.set("From", message.from);
-      // Twilio's filter is the parameter `DateSent>` (the docs write `DateSent>=YYYY-MM-DD`), a UTC date.
-      query.set("DateSent>", new Date(createdMs - CLOCK_SKEW_MS).toISOString().slice(0, 10));
-      query.set("PageSize", "50");
+      query.set("PageSize", String(LOOKUP_PAGE_SIZE));
       const origin = config.TWILIO_API_BASE_URL.replace(/\/+$/, "");
       let url: string | null = `${messagesUrl}?${query.toString()}`;
-      const candidates: TwilioMessage[] = [];
-      for (let page = 0; url && page < LOOKUP_MAX_PAGES; page++) {
+      const candidates: CandidateList["candidates"] = [];
+      for (let page = 0; page < LOOKUP_MAX_PAGES; page++) {
         let answer: HttpAnswer;
         try {
           answer = await callProvider(url, { method: "GET", headers: headers() }, config.PROVIDER_TIMEOUT_MS);
@@ -129,21 +131,26 @@ export function createTwilio(config: Config): Provider {
         }
         if (answer.status < 200 || answer.status > 299) throw asAmbiguous(twilioError(answer));
         const list = parseJson(answer.text) as { messages?: TwilioMessage[]; next_page_uri?: string | null } | undefined;
-        candidates.push(...(list?.messages ?? []).filter((m) => matches(m, message, createdMs)));
-        url = list?.next_page_uri ? `${origin}${list.next_page_uri}` : null;
+        const listed = list?.messages ?? [];
+        for (const m of listed) {
+          const createdMs = Date.parse(m.date_created ?? "");
+          if (m.sid && matches(m, message) && wide.some((w) => createdMs >= w.startedAt && createdMs <= w.endedAt)) {
+            candidates.push({ sid: m.sid, status: m.status ?? "queued", createdMs });
+          }
+        }
+        // Newest first: a page whose every message was created and sent before the window ends the search.
+        const pastWindow = listed.every((m) => Date.parse(m.date_created ?? "") < earliest && (!m.date_sent || Date.parse(m.date_sent) < earliest));
+        if (!list?.next_page_uri || pastWindow) return { candidates, complete: true };
+        url = `${origin}${list.next_page_uri}`;
       }
-      // The oldest match is the first ambiguous attempt's message.
-      const found = candidates.sort((a, b) => Date.parse(a.date_created ?? "") - Date.parse(b.date_created ?? ""))[0];
-      return found?.sid ? { providerMessageId: found.sid, providerStatus: found.status ?? "queued", httpStatus: 200 } : null;
+      return { candidates, complete: false };
     },
   };
 }
 
-function matches(listed: TwilioMessage, message: OutboundMessage, createdMs: number): boolean {
-  if (!listed.sid || !listed.direction?.startsWith("outbound")) return false;
+function matches(listed: TwilioMessage, message: OutboundMessage): boolean {
+  if (!listed.direction?.startsWith("outbound")) return false;
   if (listed.to !== message.to) return false;
-  const created = Date.parse(listed.date_created ?? "");
-  if (!Number.isNaN(created) && created < createdMs - CLOCK_SKEW_MS) return false;
   const body = message.body ?? "";
   // Trial accounts prefix the body ("Sent from your Twilio trial account - "), hence endsWith.
   const listedBody = listed.body ?? "";

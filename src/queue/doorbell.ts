@@ -13,8 +13,18 @@ export function workerName(type: Channel, shard: number): string {
   return `${type}:${shard}`;
 }
 
+/**
+ * A shard's Durable Object, created near the database when QUEUE_LOCATION_HINT says where that is
+ * (a hint only counts when the object is first created; every call passes it so the first one does).
+ */
+export function workerStub(env: Env, config: Config, name: string) {
+  return env.QUEUE_WORKER.getByName(name, config.QUEUE_LOCATION_HINT ? { locationHint: config.QUEUE_LOCATION_HINT } : undefined);
+}
+
+export function shardStub(env: Env, config: Config, type: Channel, messageId: string) {
+  return workerStub(env, config, workerName(type, shardFor(messageId, config.SHARDS_PER_TYPE)));
+}
+
 export async function ringDoorbell(env: Env, config: Config, type: Channel, messageId: string, recheck = false): Promise<void> {
-  const name = workerName(type, shardFor(messageId, config.SHARDS_PER_TYPE));
-  const stub = env.QUEUE_WORKER.getByName(name);
-  await stub.wake(recheck);
+  await shardStub(env, config, type, messageId).wake(recheck);
 }

@@ -1,10 +1,16 @@
-// One attempt for a batch of messages, shared by the QueueWorker and sync mode (DESIGN.md §2):
-// claim in Postgres with a compare-and-set (invariant 2), call the provider with bounded
-// concurrency, and record every outcome in one statement. Redis work (ack, retry schedule, dead
-// letters) is returned to the caller, which sends it only after this commit (invariant 3).
+// One attempt for a batch of messages, shared by the QueueWorker and sync mode: claim in Postgres
+// with a compare-and-set (only a won claim leads to a provider call), call the provider with bounded
+// concurrency, decide each outcome, and record them all in one statement. Redis work (ack, retry
+// schedule, dead letters) is returned to the caller, which sends it only after this commit.
+//
+// What an outcome costs the message: an attempt counts toward QUEUE_MAX_ATTEMPTS only when the
+// failure is the message's own. Throttling, refused credentials and a provider-wide outage are ours
+// or the provider's (the circuit breaker pauses the shard for them); they wait instead, bounded by
+// MESSAGE_MAX_AGE_SECONDS, after which the message fails as `expired`.
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
+import { DatabaseError } from "../errors";
 import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { providerFor } from "../providers";
@@ -12,12 +18,21 @@ import { ProviderError, type ErrorClass, type OutboundMessage, type Provider } f
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
 import { backoffSeconds } from "./backoff";
+import type { Evidence } from "./circuit";
+import { attribute } from "./reconcile";
+
+export type OutcomeStatus = "sent" | "retry" | "failed" | "held";
 
 export interface Outcome {
   id: string;
   type: Channel;
-  status: "sent" | "retry" | "failed";
+  status: OutcomeStatus;
+  /** the claim this outcome belongs to (the fence of the outcome statement) */
+  claimSeq: number;
+  /** the attempt number as claimed */
   attempt: number;
+  /** whether this attempt counts toward QUEUE_MAX_ATTEMPTS */
+  counted: boolean;
   durationMs: number;
   providerName: string;
   providerMessageId?: string;
@@ -26,13 +41,19 @@ export interface Outcome {
   errorClass?: ErrorClass;
   errorCode?: string;
   errorMessage?: string;
-  /** refused before any provider call (opt-out) */
+  /** refused before any provider call (opt-out, expired) */
   notSent?: boolean;
   /** the provider may have accepted it despite the error */
   ambiguous?: boolean;
+  /** when the ambiguous request was in flight (epoch ms, our clock) */
+  window?: { startedAt: number; endedAt: number };
+  /** the provider's message was found by reconcile: no new request was made */
+  reconciled?: boolean;
   /** for retries: when, in epoch ms */
   dueAt?: number;
   delaySeconds?: number;
+  /** what the call said about the provider as a whole, for the circuit breaker */
+  evidence: Evidence;
 }
 
 export interface BatchResult {
@@ -41,6 +62,8 @@ export interface BatchResult {
   retries: { type: Channel; member: string; dueAt: number }[];
   /** dead letters to append to message_dlq */
   deadLetters: { id: string; type: Channel; errorClass: string; errorCode: string }[];
+  /** outcomes that could not be recorded (logged); their rows stay claimed until lease recovery */
+  unrecorded: Outcome[];
 }
 
 function toOutbound(row: Row): OutboundMessage {
@@ -53,16 +76,20 @@ function toOutbound(row: Row): OutboundMessage {
     attachments: (row.attachments as string[]) ?? [],
     metadata: (row.metadata as Record<string, unknown>) ?? {},
     attempt: Number(row.attempts),
+    claimSeq: Number(row.claim_seq),
     createdAt: new Date(row.created_at as string).toISOString(),
     ambiguousAttempt: Boolean(row.ambiguous_attempt),
+    ambiguousWindows: ((row.ambiguous_windows as { started_at: string; ended_at: string }[] | null) ?? []).map((w) => ({
+      startedAt: Date.parse(w.started_at),
+      endedAt: Date.parse(w.ended_at),
+    })),
     optedOut: Boolean(row.opted_out),
   };
 }
 
 /**
  * Compare-and-set from a claimable status to `sending`, one statement for the batch. Rows another
- * transaction holds are skipped, not waited for; `attempts` is bumped and serves as the fencing
- * token for recording the outcome.
+ * transaction holds are skipped, not waited for. `claim_seq` is bumped and fences the outcome.
  */
 export async function claim(db: Database, ids: string[]): Promise<OutboundMessage[]> {
   if (ids.length === 0) return [];
@@ -74,7 +101,8 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
          and (next_attempt_at is null or next_attempt_at <= now())
        for update skip locked),
     claimed as (
-      update messages m set status = 'sending', attempts = m.attempts + 1, next_attempt_at = null, updated_at = now()
+      update messages m set status = 'sending', attempts = m.attempts + 1, claim_seq = m.claim_seq + 1,
+             next_attempt_at = null, updated_at = now()
         from candidates c where m.id = c.id
       returning m.*, c.status as previous_status),
     ev as (
@@ -87,53 +115,166 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
   return rows.map(toOutbound);
 }
 
-function ambiguousPolicy(config: Config, provider: Provider): "retry" | "fail" | "reconcile" {
-  const policy = config.AMBIGUOUS_SEND_POLICY ?? "reconcile";
-  if (policy === "reconcile" && !provider.lookup) return "retry";
-  return policy;
+function ambiguousPolicy(config: Config): "retry" | "fail" | "reconcile" {
+  return config.AMBIGUOUS_SEND_POLICY ?? "reconcile";
 }
 
-async function attempt(config: Config, message: OutboundMessage): Promise<Outcome> {
+/** What a provider's answer says about the provider as a whole, for the circuit breaker. */
+export function evidenceOf(error: ProviderError | null, messageId: string): Evidence {
+  if (!error) return { kind: "alive" };
+  const text = `${error.code}: ${error.message}`;
+  if (error.opts.notSent) return { kind: "neutral" };
+  switch (error.errorClass) {
+    case "credentials":
+      return { kind: "credentials", error: text };
+    case "rate_limited":
+      return { kind: "throttled", error: text, retryAfterMs: (error.opts.retryAfter ?? 1) * 1000 };
+    case "permanent":
+      return { kind: "alive" }; // it answered, about this message
+    default:
+      // An attachment that cannot be fetched is about the message, not the provider.
+      return error.code === "attachment_unavailable" ? { kind: "neutral" } : { kind: "outage", messageId, error: text };
+  }
+}
+
+interface Attempted {
+  message: OutboundMessage;
+  provider: Provider;
+  startedAt: number;
+  endedAt: number;
+  result: { providerMessageId: string; providerStatus: string; httpStatus?: number; reconciled?: boolean } | null;
+  heldReason?: string;
+  error: ProviderError | null;
+}
+
+/** The subrequests one alarm invocation may still make (Workers caps them per invocation). */
+export class SubrequestBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  spend(n = 1): void {
+    this.used += n;
+  }
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  get remaining(): number {
+    return this.limit - this.used;
+  }
+}
+
+/** At most this many pages are read by a reconcile lookup (src/providers/twilio.ts). */
+const LOOKUP_COST = 5;
+
+/** Subrequests one attempt may make: the call, each attachment fetched by us, a reconcile lookup. */
+export function attemptCost(message: Pick<OutboundMessage, "type" | "attachments" | "ambiguousAttempt">): number {
+  return 1 + (message.type === "email" ? message.attachments.length : 0) + (message.ambiguousAttempt ? LOOKUP_COST : 0);
+}
+
+/** The provider call (or the reconcile lookup that spares it); never throws. */
+async function call(config: Config, db: Database, message: OutboundMessage, budget?: SubrequestBudget): Promise<Attempted> {
   const provider = providerFor(config, message.type);
-  const started = performance.now();
-  const base = { id: message.id, type: message.type, attempt: message.attempt, providerName: provider.name };
+  const startedAt = Date.now();
+  const done = (result: Attempted["result"], error: ProviderError | null, heldReason?: string): Attempted => ({
+    message,
+    provider,
+    startedAt,
+    endedAt: Date.now(),
+    result,
+    error,
+    heldReason,
+  });
   try {
+    if (startedAt - Date.parse(message.createdAt) > config.MESSAGE_MAX_AGE_SECONDS * 1000) {
+      throw new ProviderError("permanent", "expired", `Not sent within MESSAGE_MAX_AGE_SECONDS (${config.MESSAGE_MAX_AGE_SECONDS} s) of its creation`, { notSent: true });
+    }
+    if (budget && !budget.take(attemptCost(message))) {
+      throw new ProviderError("transient", "subrequest_budget", "Deferred to the next worker invocation: this one has used its subrequests", { notSent: true, deferred: true });
+    }
     // The recipient texted STOP to this sender: Twilio would refuse it too (21610); do not call it.
     if (message.optedOut) throw new ProviderError("permanent", "21610", "Attempt to send to unsubscribed recipient", { notSent: true });
-    // An earlier attempt may have reached the provider: ask before sending again.
-    if (message.ambiguousAttempt && ambiguousPolicy(config, provider) === "reconcile") {
-      const found = await provider.lookup!(message);
-      if (found) return { ...base, status: "sent", durationMs: performance.now() - started, ...found };
+    // An earlier attempt may have reached the provider: ask before sending again, where it can be asked.
+    if (message.ambiguousAttempt && ambiguousPolicy(config) === "reconcile" && provider.listCandidates) {
+      const found = await attribute(db, config, message, await provider.listCandidates(message, message.ambiguousWindows));
+      if (found.kind === "found") return done({ providerMessageId: found.sid, providerStatus: found.status, reconciled: true }, null);
+      if (found.kind === "uncertain") return done(null, null, found.reason);
     }
-    const result = await provider.send(message);
-    return { ...base, status: "sent", durationMs: performance.now() - started, ...result };
+    return done(await provider.send(message), null);
   } catch (error) {
-    const durationMs = performance.now() - started;
     const failure =
-      error instanceof ProviderError
-        ? error
-        : new ProviderError("transient", "network_error", error instanceof Error ? error.message : String(error));
-    const exhausted = message.attempt >= config.QUEUE_MAX_ATTEMPTS;
-    const giveUp =
-      failure.errorClass === "permanent" || exhausted || (failure.opts.ambiguous === true && ambiguousPolicy(config, provider) === "fail");
-    const common = {
-      ...base,
-      durationMs,
-      notSent: failure.opts.notSent,
-      ambiguous: failure.opts.ambiguous,
-      httpStatus: failure.opts.httpStatus,
-      errorClass: failure.errorClass,
-      errorCode: failure.code,
-      errorMessage: failure.message,
-    };
-    if (giveUp) return { ...common, status: "failed" };
-    const backoff = backoffSeconds(message.attempt, { baseSeconds: config.QUEUE_RETRY_DELAY, maxSeconds: config.QUEUE_RETRY_MAX_DELAY }, failure.opts.retryAfter);
-    // A provider that cannot be asked is reconciled by its events instead: SendGrid's `processed`
-    // moves the message to sent and the retry finds nothing to claim. Give them time to arrive.
-    const awaitEvents = failure.opts.ambiguous === true && !provider.lookup && (config.AMBIGUOUS_SEND_POLICY ?? "reconcile") === "reconcile";
-    const delaySeconds = awaitEvents ? Math.max(backoff, config.RECONCILE_WINDOW_SECONDS) : backoff;
-    return { ...common, status: "retry", delaySeconds, dueAt: Date.now() + delaySeconds * 1000 };
+      error instanceof ProviderError ? error : new ProviderError("transient", "network_error", error instanceof Error ? error.message : String(error));
+    return done(null, failure);
   }
+}
+
+/** Whether a provider's events or status callbacks can settle an ambiguous send before we look or resend. */
+function awaitsCallbacks(config: Config, provider: Provider): boolean {
+  return !provider.listCandidates || (provider.name === "twilio" && Boolean(config.PUBLIC_BASE_URL));
+}
+
+/**
+ * Decides one outcome. `providerDown`: the circuit was or became open in this batch, so a
+ * provider-wide failure is not the message's and does not count; `resumeAt` is when the shard
+ * looks at the provider again.
+ */
+export function decide(config: Config, a: Attempted, providerDown: boolean, resumeAt: number | null): Outcome {
+  const { message, provider } = a;
+  const base = {
+    id: message.id,
+    type: message.type,
+    claimSeq: message.claimSeq,
+    attempt: message.attempt,
+    durationMs: a.endedAt - a.startedAt,
+    providerName: provider.name,
+    evidence: evidenceOf(a.error, message.id),
+  };
+  if (a.result) return { ...base, status: "sent", counted: true, ...a.result };
+  if (!a.error) {
+    // Reconcile could not tell whether an earlier attempt was accepted: neither resend nor call it sent.
+    return { ...base, status: "held", counted: false, errorClass: "timeout", errorCode: "attribution_uncertain", errorMessage: a.heldReason ?? "attribution uncertain", notSent: true };
+  }
+  const failure = a.error;
+  const counted =
+    failure.errorClass !== "rate_limited" &&
+    failure.errorClass !== "credentials" &&
+    !failure.opts.deferred &&
+    !(providerDown && base.evidence.kind === "outage");
+  const common = {
+    ...base,
+    counted,
+    notSent: failure.opts.notSent,
+    ambiguous: failure.opts.ambiguous,
+    window: failure.opts.ambiguous ? { startedAt: a.startedAt, endedAt: a.endedAt } : undefined,
+    httpStatus: failure.opts.httpStatus,
+    errorClass: failure.errorClass,
+    errorCode: failure.code,
+    errorMessage: failure.message,
+  };
+  const exhausted = counted && message.attempt >= config.QUEUE_MAX_ATTEMPTS;
+  if (failure.errorClass === "permanent" || exhausted || (failure.opts.ambiguous === true && ambiguousPolicy(config) === "fail")) {
+    return { ...common, status: "failed" };
+  }
+  const now = Date.now();
+  let delaySeconds = failure.opts.deferred
+    ? 0
+    : counted
+    ? backoffSeconds(message.attempt, { baseSeconds: config.QUEUE_RETRY_DELAY, maxSeconds: config.QUEUE_RETRY_MAX_DELAY }, failure.opts.retryAfter)
+    : Math.max(failure.opts.retryAfter ?? 0, ((resumeAt ?? now) - now) / 1000, config.QUEUE_RETRY_DELAY * (0.8 + 0.4 * Math.random()));
+  // Give the provider's callbacks or events time to settle an ambiguous send before we look or resend.
+  if (failure.opts.ambiguous && ambiguousPolicy(config) === "reconcile" && awaitsCallbacks(config, provider)) {
+    delaySeconds = Math.max(delaySeconds, config.RECONCILE_WINDOW_SECONDS);
+  }
+  const dueAt = now + delaySeconds * 1000;
+  if (dueAt > Date.parse(message.createdAt) + config.MESSAGE_MAX_AGE_SECONDS * 1000) {
+    return {
+      ...common,
+      status: "failed",
+      errorCode: "expired",
+      errorMessage: `Not sent within MESSAGE_MAX_AGE_SECONDS (${config.MESSAGE_MAX_AGE_SECONDS} s); last error ${failure.code}: ${failure.message}`,
+    };
+  }
+  return { ...common, status: "retry", delaySeconds, dueAt };
 }
 
 /** Runs `work` over `items` with at most `limit` in flight. */
@@ -154,94 +295,185 @@ function eventsFor(o: Outcome) {
   const events: { id: string; type: string; data: Record<string, unknown> }[] = [];
   const attemptData: Record<string, unknown> = {
     attempt: o.attempt,
-    outcome: o.status === "sent" ? "success" : "error",
+    outcome: o.status === "sent" ? "success" : o.status === "held" ? "held" : "error",
     provider: o.providerName,
     duration_ms: Math.round(o.durationMs),
   };
   if (o.httpStatus !== undefined) attemptData.http_status = o.httpStatus;
   if (o.providerMessageId) attemptData.provider_message_id = o.providerMessageId;
   if (o.providerStatus) attemptData.provider_status = o.providerStatus;
+  if (o.reconciled) Object.assign(attemptData, { provider_called: false, reconciled: true });
   if (o.status !== "sent") Object.assign(attemptData, { error_class: o.errorClass, error_code: o.errorCode, error_message: o.errorMessage });
   if (o.notSent) attemptData.provider_called = false;
+  if (!o.counted) attemptData.counted = false;
   events.push({ id: uuidv7(), type: "attempt", data: attemptData });
   events.push({ id: uuidv7(), type: "status_changed", data: { from: "sending", to: o.status, source: "worker" } });
   if (o.status === "retry") {
     events.push({ id: uuidv7(), type: "retry_scheduled", data: { attempt: o.attempt, delay_seconds: Math.round(o.delaySeconds! * 1000) / 1000, due_at: new Date(o.dueAt!).toISOString() } });
   }
   if (o.status === "failed") {
-    events.push({ id: uuidv7(), type: "dead_lettered", data: { attempts: o.attempt, error_class: o.errorClass, error_code: o.errorCode } });
+    events.push({ id: uuidv7(), type: "dead_lettered", data: { attempts: o.counted ? o.attempt : o.attempt - 1, error_class: o.errorClass, error_code: o.errorCode } });
   }
   return events;
 }
 
-/**
- * Records all outcomes in one statement. The claim's attempt number fences it: a row someone else
- * has since claimed again is left alone. A status a provider callback already moved forward
- * (sent → delivered before we recorded) is kept; the provider message id is still stored.
- */
-export async function recordOutcomes(db: Database, outcomes: Outcome[]): Promise<Set<string>> {
-  if (outcomes.length === 0) return new Set();
-  const input = outcomes.map((o) => ({
+function outcomeInput(o: Outcome) {
+  const failedish = o.status !== "sent";
+  return {
     id: o.id,
-    attempt: o.attempt,
+    claim_seq: o.claimSeq,
+    counted: o.counted,
     status: o.status,
     provider_message_id: o.providerMessageId ?? null,
-    error_class: o.status === "sent" ? null : o.errorClass,
-    error_code: o.status === "sent" ? null : o.errorCode,
-    error_message: o.status === "sent" ? null : o.errorMessage,
+    error_class: failedish ? o.errorClass : null,
+    error_code: failedish ? o.errorCode : null,
+    error_message: failedish ? o.errorMessage : null,
     ambiguous: o.ambiguous === true,
+    window: o.window ? { attempt: o.attempt, started_at: new Date(o.window.startedAt).toISOString(), ended_at: new Date(o.window.endedAt).toISOString() } : null,
     next_attempt_at: o.dueAt ? new Date(o.dueAt).toISOString() : null,
     events: eventsFor(o),
-  }));
+  };
+}
+
+/**
+ * Records outcomes in one statement. The claim's `claim_seq` fences it: a row someone else has
+ * since claimed again is left alone. A status a provider callback already moved forward (sent →
+ * delivered before we recorded) is kept. A provider id is never written onto a second message:
+ * when another message already holds it, this one keeps none and its timeline says why.
+ */
+async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<string>> {
   const rows = await db.run<Row>(sql`
     with input as (
-      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
-        as x(id uuid, attempt int, status text, provider_message_id text, error_class text, error_code text,
-             error_message text, ambiguous boolean, next_attempt_at timestamptz, events jsonb)),
+      select * from jsonb_to_recordset(${JSON.stringify(outcomes.map(outcomeInput))}::jsonb)
+        as x(id uuid, claim_seq int, counted boolean, status text, provider_message_id text, error_class text, error_code text,
+             error_message text, ambiguous boolean, "window" jsonb, next_attempt_at timestamptz, events jsonb)),
+    taken as (
+      select i.id from input i
+        join messages self on self.id = i.id
+        join messages o on o.provider = self.provider and o.provider_message_id = i.provider_message_id and o.id <> i.id),
     upd as (
       update messages m set
         status = case when m.status in ('sending', 'retry') then i.status else m.status end,
-        provider_message_id = coalesce(i.provider_message_id, m.provider_message_id),
+        attempts = case when i.counted then m.attempts else greatest(0, m.attempts - 1) end,
+        provider_message_id = case when i.id in (select id from taken) then m.provider_message_id
+                                   else coalesce(i.provider_message_id, m.provider_message_id) end,
         sent_at = case when i.status = 'sent' then coalesce(m.sent_at, now()) else m.sent_at end,
         error_class = i.error_class, error_code = i.error_code, error_message = i.error_message,
         next_attempt_at = i.next_attempt_at,
         -- sticky until a success: an attempt that may have been accepted is looked up before every resend
         ambiguous_attempt = case when i.status = 'sent' then false else m.ambiguous_attempt or i.ambiguous end,
+        ambiguous_windows = case when i."window" is null then m.ambiguous_windows else m.ambiguous_windows || jsonb_build_array(i."window") end,
         updated_at = now()
       from input i
-      where m.id = i.id and m.attempts = i.attempt
-      returning m.id, m.type, m.status, m.conversation_id),
+      where m.id = i.id and m.claim_seq = i.claim_seq
+      returning m.id, m.type, m.status, m.attempts),
     ev as (
       insert into message_events (id, message_id, type, data)
       select (e->>'id')::uuid, i.id, e->>'type', e->'data'
         from input i join upd on upd.id = i.id, jsonb_array_elements(i.events) e
-       where e->>'type' <> 'status_changed' or upd.status = i.status),
+       where e->>'type' not in ('status_changed', 'dead_lettered') or upd.status = i.status
+      union all
+      select gen_random_uuid(), i.id, 'attempt',
+             jsonb_build_object('attribution_conflict', true, 'provider_message_id', i.provider_message_id,
+                                'note', 'the provider id is already attributed to another message; not stored on this one')
+        from input i join upd on upd.id = i.id where i.id in (select id from taken)),
     dl as (
+      -- only a message whose final state is failed is dead-lettered (not one a callback already delivered)
       insert into dead_letters (message_id, type, attempts, error_class, error_code, error_message)
-      select i.id, upd.type, i.attempt, i.error_class, i.error_code, i.error_message
-        from input i join upd on upd.id = i.id where i.status = 'failed'
+      select i.id, upd.type, upd.attempts, i.error_class, i.error_code, i.error_message
+        from input i join upd on upd.id = i.id where i.status = 'failed' and upd.status = 'failed'
       on conflict (message_id) do update set attempts = excluded.attempts, error_class = excluded.error_class,
         error_code = excluded.error_code, error_message = excluded.error_message, dead_lettered_at = now())
-    select id from upd`);
+    select id, status from upd`);
   return new Set(rows.map((r) => r.id as string));
 }
 
-/** Attempts the claimed messages and records the outcomes; returns what Redis must learn. */
-export async function processClaimed(config: Config, db: Database, messages: OutboundMessage[]): Promise<BatchResult> {
-  const outcomes = await mapLimited(messages, config.QUEUE_CONCURRENCY, (m) => attempt(config, m));
-  const recorded = await recordOutcomes(db, outcomes);
-  const result: BatchResult = { outcomes, retries: [], deadLetters: [] };
-  for (const o of outcomes) {
-    if (!recorded.has(o.id)) {
-      log("warn", "outcome_not_recorded", { message_id: o.id, attempt: o.attempt, status: o.status });
-      continue;
+/**
+ * Records every outcome; one message's bad row never holds back the rest of its batch: when the
+ * batch statement fails on a constraint, each outcome is recorded on its own and the ones that
+ * still fail are reported. A dependency failure (Postgres down) is thrown: nothing was recorded.
+ */
+export async function recordOutcomes(db: Database, outcomes: Outcome[]): Promise<{ recorded: Set<string>; failed: Outcome[] }> {
+  if (outcomes.length === 0) return { recorded: new Set(), failed: [] };
+  try {
+    return { recorded: await recordStatement(db, outcomes), failed: [] };
+  } catch (error) {
+    if (!(error instanceof DatabaseError) || outcomes.length === 1) {
+      if (error instanceof DatabaseError) {
+        log("error", "outcome_not_recorded", { message_id: outcomes[0]!.id, sqlstate: error.code, constraint: error.constraint, ...errorFields(error) });
+        return { recorded: new Set(), failed: outcomes };
+      }
+      throw error;
     }
-    if (o.status === "retry") result.retries.push({ type: o.type, member: `${o.id}:${o.attempt}`, dueAt: o.dueAt! });
-    if (o.status === "failed") result.deadLetters.push({ id: o.id, type: o.type, errorClass: o.errorClass!, errorCode: o.errorCode! });
   }
-  return result;
+  const recorded = new Set<string>();
+  const failed: Outcome[] = [];
+  for (const o of outcomes) {
+    const one = await recordOutcomes(db, [o]);
+    for (const id of one.recorded) recorded.add(id);
+    failed.push(...one.failed);
+  }
+  return { recorded, failed };
 }
 
-export function logBatchError(error: unknown, context: Record<string, unknown>) {
-  log("error", "batch_failed", { ...context, ...errorFields(error) });
+/** The provider calls of a batch, at most QUEUE_CONCURRENCY at once. */
+export function attemptAll(config: Config, db: Database, messages: OutboundMessage[], budget?: SubrequestBudget): Promise<Attempted[]> {
+  return mapLimited(messages, config.QUEUE_CONCURRENCY, (m) => call(config, db, m, budget));
+}
+
+export type { Attempted };
+
+/** What Redis must learn about the recorded outcomes. */
+export function followUps(outcomes: Outcome[], recorded: Set<string>): Pick<BatchResult, "retries" | "deadLetters"> {
+  const retries: BatchResult["retries"] = [];
+  const deadLetters: BatchResult["deadLetters"] = [];
+  for (const o of outcomes) {
+    if (!recorded.has(o.id)) continue;
+    if (o.status === "retry") retries.push({ type: o.type, member: `${o.id}:${o.attempt}`, dueAt: o.dueAt! });
+    if (o.status === "failed") deadLetters.push({ id: o.id, type: o.type, errorClass: o.errorClass!, errorCode: o.errorCode! });
+  }
+  return { retries, deadLetters };
+}
+
+/**
+ * Sync mode and tests: attempt, decide without a circuit breaker (a request has no shard to pause),
+ * record, and return what Redis must learn.
+ */
+export async function processClaimed(config: Config, db: Database, messages: OutboundMessage[]): Promise<BatchResult> {
+  const attempted = await attemptAll(config, db, messages);
+  const outcomes = attempted.map((a) => decide(config, a, false, null));
+  const { recorded, failed } = await recordOutcomes(db, outcomes);
+  return { outcomes, ...followUps(outcomes, recorded), unrecorded: failed };
+}
+
+/**
+ * The outcome of a claim whose provider call was in flight when its worker stopped (killed,
+ * evicted): the provider may have accepted it, so it is an ambiguous attempt, recorded at once and
+ * settled like any other (callbacks, then reconcile). The worker's stop is not the message's fault.
+ */
+export function interruptedOutcome(config: Config, type: Channel, claim: { id: string; claimSeq: number; attempt: number }, claimedAt: number): Outcome {
+  const now = Date.now();
+  const provider = providerFor(config, type);
+  const delaySeconds =
+    ambiguousPolicy(config) === "reconcile" && awaitsCallbacks(config, provider)
+      ? config.RECONCILE_WINDOW_SECONDS
+      : backoffSeconds(1, { baseSeconds: config.QUEUE_RETRY_DELAY, maxSeconds: config.QUEUE_RETRY_MAX_DELAY });
+  const policyFails = ambiguousPolicy(config) === "fail";
+  return {
+    id: claim.id,
+    type,
+    status: policyFails ? "failed" : "retry",
+    claimSeq: claim.claimSeq,
+    attempt: claim.attempt,
+    counted: false,
+    durationMs: now - claimedAt,
+    providerName: provider.name,
+    errorClass: "timeout",
+    errorCode: "worker_stopped",
+    errorMessage: "The worker stopped while this attempt was in flight; the provider may have accepted it",
+    ambiguous: true,
+    window: { startedAt: claimedAt, endedAt: now },
+    ...(policyFails ? {} : { dueAt: now + delaySeconds * 1000, delaySeconds }),
+    evidence: { kind: "neutral" },
+  };
 }

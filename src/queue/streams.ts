@@ -25,6 +25,18 @@ export async function enqueue(redis: Redis, type: Channel, messageId: string, re
   }
 }
 
+/** Stream entries for several messages in one pipeline (the shard's owed entries, the sweep's re-enqueues). */
+export async function enqueueMany(redis: Redis, messages: { id: string; type: Channel }[]): Promise<void> {
+  if (messages.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const m of messages) pipeline.xadd(streamKey(m.type), "*", { data: entryData(m.id, 0) });
+  try {
+    await pipeline.exec();
+  } catch (error) {
+    throw redisError(error);
+  }
+}
+
 /**
  * After a retry request or a redrive: its old retry schedule removed and, unless it is about to be
  * attempted inline, back on the stream. One request.

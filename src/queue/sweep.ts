@@ -9,11 +9,11 @@ import { uuidv7 } from "../ids";
 import { log } from "../log";
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
-import { workerName } from "./doorbell";
+import { workerName, workerStub } from "./doorbell";
 import { CONSUMER_GROUP, HEARTBEAT_KEY, retryKey, streamKey } from "./keys";
 import { LuaScript, MOVE_DUE_RETRIES_LUA } from "./lua";
 import { redisError, type Redis } from "./redis";
-import { entryData } from "./streams";
+import { enqueueMany } from "./streams";
 
 const SWEEP = new LuaScript(`${MOVE_DUE_RETRIES_LUA}
 local group, now, nowIso, leaseMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -167,15 +167,7 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
 export async function runSweep(env: Env, config: Config, redis: Redis, db: Database): Promise<SweepResult> {
   const types = await sweepRedis(redis, config);
   const { recovered, reenqueued } = await sweepDatabase(db, config, types);
-  if (reenqueued.length > 0) {
-    const pipeline = redis.pipeline();
-    for (const m of reenqueued) pipeline.xadd(streamKey(m.type), "*", { data: entryData(m.id, 0) });
-    try {
-      await pipeline.exec();
-    } catch (error) {
-      throw redisError(error);
-    }
-  }
+  await enqueueMany(redis, reenqueued);
   // Ring every shard of a type that has something to do; a doorbell costs no Redis command.
   const busy = new Set<Channel>([...types.filter((t) => t.moved + t.claimed > 0 || t.lag !== 0).map((t) => t.type), ...reenqueued.map((m) => m.type)]);
   const woken: string[] = [];
@@ -184,7 +176,7 @@ export async function runSweep(env: Env, config: Config, redis: Redis, db: Datab
       Array.from({ length: config.SHARDS_PER_TYPE }, (_, shard) => {
         const name = workerName(type, shard);
         woken.push(name);
-        return env.QUEUE_WORKER.getByName(name).wake(true);
+        return workerStub(env, config, name).wake(true);
       }),
     ),
   );

@@ -10,8 +10,8 @@ const WORKER_STEP = new LuaScript(`${MOVE_DUE_RETRIES_LUA}
 local stream, retries, dlq, counters, heartbeat = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, count, now, nowIso = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local pendingFirst, beat, moveDue, typ = ARGV[6] == "1", ARGV[7] == "1", ARGV[8] == "1", ARGV[9]
-local processed, failed, wantEarliest = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12] == "1"
-local i = 13
+local processed, failed, wantEarliest, circuit = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12] == "1", ARGV[13]
+local i = 14
 local nAck = tonumber(ARGV[i]); i = i + 1
 if nAck > 0 then redis.call("XACK", stream, group, unpack(ARGV, i, i + nAck - 1)) end
 i = i + nAck
@@ -26,6 +26,7 @@ end
 if processed > 0 then redis.call("HINCRBY", counters, typ .. ":processed", processed) end
 if failed > 0 then redis.call("HINCRBY", counters, typ .. ":failed", failed) end
 if beat then redis.call("HSET", heartbeat, typ, now) end
+if circuit ~= "" then redis.call("HSET", heartbeat, "circuit:" .. consumer, circuit) end
 local moved = 0
 if moveDue then moved = moveDueRetries(stream, retries, now, nowIso, 500) end
 local entries, source = {}, ">"
@@ -75,6 +76,8 @@ export interface StepInput {
   moveDue: boolean;
   /** ask for the earliest scheduled retry even if this step changed nothing about retries */
   wantEarliest: boolean;
+  /** the shard's circuit breaker state to publish (JSON), when it changed */
+  circuit: string | null;
 }
 
 export interface StepResult {
@@ -117,7 +120,8 @@ function isPlainStep(input: StepInput): boolean {
     !input.readPendingFirst &&
     !input.heartbeat &&
     !input.moveDue &&
-    !input.wantEarliest
+    !input.wantEarliest &&
+    input.circuit === null
   );
 }
 
@@ -160,6 +164,7 @@ export async function workerStep(redis: Redis, input: StepInput): Promise<StepRe
     String(input.processed),
     String(input.failed),
     input.wantEarliest ? "1" : "0",
+    input.circuit ?? "",
     String(input.ack.length),
     ...input.ack,
     String(input.retries.length),

@@ -1,13 +1,16 @@
-// The status lifecycle (API-CONTRACT §2.2, DESIGN.md invariant 7): statuses only move forward.
-export type MessageStatus = "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry";
+// The status lifecycle (docs/api.md): statuses only move forward. `held` is the worker's: a message
+// whose earlier attempt may or may not have reached the provider, and which no lookup could settle;
+// it is neither resent nor called sent until a status callback or an operator decides.
+export type MessageStatus = "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
 
 const FINAL = ["delivered", "undelivered", "failed"] as const;
 
 export const ALLOWED_MOVES: Record<MessageStatus, readonly MessageStatus[]> = {
   pending: ["queued", "sending", "sent", ...FINAL, "retry"],
   queued: ["sending", "sent", ...FINAL, "retry"],
-  sending: ["sent", ...FINAL, "retry"],
+  sending: ["sent", ...FINAL, "retry", "held"],
   retry: ["sending", "sent", ...FINAL],
+  held: ["sent", ...FINAL],
   sent: [...FINAL],
   delivered: [],
   undelivered: [],
@@ -22,5 +25,8 @@ export function isTerminal(status: MessageStatus): boolean {
   return ALLOWED_MOVES[status].length === 0;
 }
 
-/** Statuses from which the worker may claim a message for a provider call (invariant 2). */
+/** Statuses from which the worker may claim a message for a provider call (only a won claim sends). */
 export const CLAIMABLE: readonly MessageStatus[] = ["pending", "queued", "retry"];
+
+/** What PATCH /status may set: every status but the worker's own `held`. */
+export const PATCHABLE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry"] as const satisfies readonly MessageStatus[];

@@ -51,8 +51,10 @@ export function outbound(fields: Partial<OutboundMessage> & Pick<OutboundMessage
     attachments: [],
     metadata: {},
     attempt: 1,
+    claimSeq: 1,
     createdAt: new Date().toISOString(),
     ambiguousAttempt: false,
+    ambiguousWindows: [],
     optedOut: false,
     ...fields,
   };
