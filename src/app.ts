@@ -23,6 +23,11 @@ import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
 
 const CORRELATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** The backstop fires this long after the deadline, so that a route bounded by it answers first. */
+const DEADLINE_GRACE_MS = 250;
+
+const deadlineExceeded = () =>
+  new AppError(503, "service_unavailable", "The request did not finish within its deadline; retry shortly", null, { "Retry-After": "1" });
 
 export function errorResponse(c: Context, error: unknown): Response {
   if (error instanceof AppError) {
@@ -104,12 +109,22 @@ export function createApp() {
       }
       throw error;
     }
-    reportConfiguration(c.get("config"));
-    const deps = createDeps(c.get("config"));
+    const config = c.get("config");
+    reportConfiguration(config);
+    // Every dependency call is bounded by what is left of the deadline; the race below is the
+    // backstop for anything else that could hang (a Durable Object RPC, a body that never ends).
+    const deadline = Date.now() + config.REQUEST_DEADLINE_MS;
+    c.set("deadline", deadline);
+    const deps = createDeps(config, deadline);
     c.set("deps", deps);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(deadlineExceeded()), deadline + DEADLINE_GRACE_MS - Date.now());
+    });
     try {
-      await next();
+      await Promise.race([next(), expired]);
     } finally {
+      if (timer !== undefined) clearTimeout(timer);
       runAfterResponse(c, deps.close());
     }
   });

@@ -67,6 +67,8 @@ export const ConfigSchema = z.object({
   UPSTASH_REDIS_REST_URL: url("UPSTASH_REDIS_REST_URL"),
   UPSTASH_REDIS_REST_TOKEN: z.string({ error: "UPSTASH_REDIS_REST_TOKEN is required" }).trim().min(1, "UPSTASH_REDIS_REST_TOKEN is required"),
   DB_TIMEOUT_MS: num(5000, { min: 100, max: 60000, int: true }),
+  /** how one-shot statements reach Postgres: Neon's HTTP endpoint, or the WebSocket pool (for comparison) */
+  DATABASE_TRANSPORT: z.enum(["http", "websocket"]).optional().default("http"),
   REDIS_TIMEOUT_MS: num(3000, { min: 100, max: 60000, int: true }),
 
   SHARDS_PER_TYPE: num(1, { min: 1, max: 64, int: true }),
@@ -86,6 +88,23 @@ export const ConfigSchema = z.object({
    * sooner than this, so that the provider's events can settle it first
    */
   RECONCILE_WINDOW_SECONDS: num(300, { min: 0, max: 86400 }),
+  /** how far our clock and the provider's may disagree when a provider message is matched to an attempt's window */
+  RECONCILE_CLOCK_SKEW_MS: num(2000, { min: 0, max: 600000, int: true }),
+  /** a message not sent this long after its creation fails as `expired` (throttling and outages wait until then) */
+  MESSAGE_MAX_AGE_SECONDS: num(86400, { min: 60, max: 30 * 86400, int: true }),
+  /** distinct messages failing with 5xx/timeouts in a row that open a provider's circuit */
+  CIRCUIT_FAILURE_THRESHOLD: num(5, { min: 1, max: 1000, int: true }),
+  /** the first wait before a probe of an open circuit; doubles after each failed probe up to the maximum */
+  CIRCUIT_PROBE_MIN_MS: num(2000, { min: 100, max: 3_600_000, int: true }),
+  CIRCUIT_PROBE_MAX_MS: num(60000, { min: 100, max: 3_600_000, int: true }),
+  /** every request is answered within this budget; a send's database statement gets a share of it */
+  REQUEST_DEADLINE_MS: num(5000, { min: 500, max: 60000, int: true }),
+  /** sends one isolate works on at once; above it a send is refused (503) before anything is stored */
+  MAX_SENDS_IN_FLIGHT: num(32, { min: 1, max: 10000, int: true }),
+  /** subrequests one QueueWorker alarm invocation may make (Workers Free: 50, Paid: 1000); batches are sized to fit */
+  SUBREQUEST_BUDGET: num(1000, { min: 20, max: 10000, int: true }),
+  /** where the QueueWorker Durable Objects are created: near the database (a Durable Object location hint) */
+  QUEUE_LOCATION_HINT: z.enum(["wnam", "enam", "sam", "weur", "eeur", "apac", "apac-ne", "apac-se", "oc", "afr", "me"]).optional(),
 
   API_KEYS: list(""),
   PUBLIC_BASE_URL: optionalString.refine((v) => v === undefined || URL.canParse(v), { message: "PUBLIC_BASE_URL must be a URL" }),

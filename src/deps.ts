@@ -12,12 +12,13 @@ export interface Deps {
   close(): Promise<void>;
 }
 
-export function createDeps(config: Config): Deps {
+/** `deadline` (epoch ms): no Postgres or Redis call of this unit of work may outlast it. */
+export function createDeps(config: Config, deadline?: number): Deps {
   let database: Database | undefined;
   let redis: Redis | undefined;
   return {
-    db: () => (database ??= openDatabase(config)),
-    redis: () => (redis ??= openRedis(config)),
+    db: () => (database ??= openDatabase(config, deadline)),
+    redis: () => (redis ??= openRedis(config, deadline)),
     async close() {
       await database?.end();
     },

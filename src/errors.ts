@@ -47,13 +47,18 @@ export function validationError(issues: FieldIssue[]): AppError {
 
 /** A dependency (Postgres, Redis) failed or timed out. Carries which one, for logs and /ready. */
 export class DependencyError extends Error {
+  /** a write may have committed although no answer said so (the connection was lost around it) */
+  readonly outcomeUnknown: boolean;
+
   constructor(
     readonly dependency: "database" | "redis",
     message: string,
     override readonly cause?: unknown,
+    options: { outcomeUnknown?: boolean } = {},
   ) {
     super(`${dependency}: ${message}`);
     this.name = "DependencyError";
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
 }
 

@@ -9,6 +9,8 @@ export type AppEnv = {
   Variables: {
     config: Config;
     requestId: string;
+    /** epoch ms by which this request must be answered (REQUEST_DEADLINE_MS after it arrived) */
+    deadline: number;
     /** the route template that matched, e.g. /api/v1/messages/{message_id}; "unmatched" otherwise */
     route: string;
     deps: Deps;

@@ -1,7 +1,12 @@
-// Wraps a send handler with Idempotency-Key semantics (§1.8): replay a stored 2xx byte for byte,
-// 409 on another body or while in flight, store only 2xx, release the key on anything else.
+// The answer to a send (v1 and legacy shapes alike): a new message is handed to the pipeline and
+// answered, and with an Idempotency-Key its answer is kept for replay; a replay answers the first
+// request's bytes with `Idempotent-Replayed: true`, or, when those were not kept, the message as
+// it stands now (never a second message).
+import { createDeps } from "../deps";
 import { errorFields, log } from "../log";
-import { claimKey, releaseKey, storeResponse } from "../services/idempotency";
+import { deliverNew, type Delivery } from "../services/delivery";
+import type { Message } from "../services/representation";
+import { storeAnswer, type Accepted, type KeyClaim } from "../services/send";
 import type { AppContext } from "./context";
 
 export interface JsonResult {
@@ -15,29 +20,31 @@ function respond(c: AppContext, status: number, text: string, replayed: boolean)
   return c.body(text, status as 200, headers);
 }
 
-export async function idempotent(c: AppContext, key: string | undefined, body: unknown, work: () => Promise<JsonResult>): Promise<Response> {
-  if (key === undefined) {
-    const result = await work();
-    return respond(c, result.status, JSON.stringify(result.body), false);
+export async function answerSend(
+  c: AppContext,
+  delivery: Delivery,
+  accepted: Accepted,
+  key: KeyClaim | undefined,
+  shape: (message: Message) => JsonResult,
+): Promise<Response> {
+  if (accepted.kind === "replay") {
+    if (accepted.stored) return respond(c, accepted.stored.status, accepted.stored.body, true);
+    const result = shape(accepted.message);
+    return respond(c, result.status, JSON.stringify(result.body), true);
   }
-  const deps = c.get("deps");
-  const scope = `${c.get("apiKeyHash") ?? "shared"}:${c.req.method}:${c.get("route")}`;
-  const claim = await claimKey(deps, scope, key, body);
-  if (claim.kind === "replay") return respond(c, claim.status, claim.body, true);
-  let result: JsonResult;
-  try {
-    result = await work();
-  } catch (error) {
-    await releaseKey(deps, scope, key).catch(() => undefined);
-    throw error;
-  }
+  const result = shape(await deliverNew(delivery, accepted.message));
   const text = JSON.stringify(result.body);
-  try {
-    await storeResponse(deps, scope, key, result.status, text);
-  } catch (error) {
-    // The work is done and durable: answer it. The key stays "in flight" (a retry gets 409) rather
-    // than being released, which would let a retry create a second message.
-    log("error", "idempotency_response_not_stored", { request_id: c.get("requestId"), ...errorFields(error) });
+  if (key) {
+    // Its own connection: the request's is closed as the response goes out.
+    const deps = createDeps(delivery.config);
+    delivery.waitUntil(
+      storeAnswer(deps, key, accepted.message.id, result.status, text)
+        .catch((error: unknown) =>
+          // The message stands and the key points at it: a replay then answers its current state.
+          log("warn", "idempotency_answer_not_stored", { request_id: c.get("requestId"), ...errorFields(error) }),
+        )
+        .finally(() => deps.close()),
+    );
   }
   return respond(c, result.status, text, false);
 }

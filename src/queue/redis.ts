@@ -2,9 +2,10 @@
 // timeout and no client-side retry: callers decide (the send path leaves the message to the sweep).
 import { Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "../config";
+import { boundedTimeout } from "../deadline";
 import { DependencyError } from "../errors";
 
-export function openRedis(config: Config): Redis {
+export function openRedis(config: Config, deadline?: number): Redis {
   return new Redis({
     url: config.UPSTASH_REDIS_REST_URL,
     token: config.UPSTASH_REDIS_REST_TOKEN,
@@ -13,7 +14,7 @@ export function openRedis(config: Config): Redis {
     // Explicit pipelines and scripts only: a request count we can reason about, and no shared failure.
     enableAutoPipelining: false,
     automaticDeserialization: false,
-    signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
+    signal: () => AbortSignal.timeout(boundedTimeout(config.REDIS_TIMEOUT_MS, deadline)),
   });
 }
 

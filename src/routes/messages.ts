@@ -3,13 +3,13 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES, MESSAGE_TYPES } from "../db/schema";
 import { jsonBody } from "../http/body";
 import type { AppContext, AppEnv } from "../http/context";
-import { idempotent } from "../http/idempotent";
-import { checkIdempotencyKey } from "../services/idempotency";
+import { answerSend } from "../http/idempotent";
+import { checkIdempotencyKey, keyClaim } from "../services/idempotency";
 import { cannotRetry, changeStatus, getMessage, listEvents, listMessages, messageNotFound, resetForRetry } from "../services/messages";
 import type { Message } from "../services/representation";
-import { deliverAgain, deliverNew, type Delivery } from "../services/delivery";
-import { storeOutbound, type SendSource } from "../services/send";
-import type { MessageStatus } from "../services/status";
+import { deliverAgain, type Delivery } from "../services/delivery";
+import { acceptSend, type SendSource } from "../services/send";
+import { PATCHABLE_STATUSES, type MessageStatus } from "../services/status";
 import type { Channel } from "../validation/address";
 import { checkMetadata, checkUuidParam, enumQuery, has, Issues, parsePage, requireObjectBody, uuidQuery } from "../validation/common";
 import { validateSend } from "../validation/messages";
@@ -26,11 +26,10 @@ export async function sendFromRequest(
   const raw = requireObjectBody(jsonBody(c));
   const input = validateSend(raw, config.DEFAULT_PHONE_REGION, typeOverride(raw));
   Object.assign(input.metadata, extraMetadata(raw));
-  const key = checkIdempotencyKey(c.req.header("idempotency-key"));
-  return idempotent(c, key, raw, async () => {
-    const message = await storeOutbound(c.get("deps"), input, { source, enqueue: !config.SYNC_MESSAGE_PROCESSING });
-    return shape(await deliverNew(delivery(c), message));
-  });
+  const header = checkIdempotencyKey(c.req.header("idempotency-key"));
+  const key = header === undefined ? undefined : await keyClaim(`${c.get("apiKeyHash") ?? "shared"}:${c.req.method}:${c.get("route")}`, header, raw);
+  const accepted = await acceptSend(c.get("deps"), config, input, { source, enqueue: !config.SYNC_MESSAGE_PROCESSING, key, deadline: c.get("deadline") });
+  return answerSend(c, delivery(c), accepted, key, shape);
 }
 
 export function delivery(c: AppContext): Delivery {
@@ -40,6 +39,7 @@ export function delivery(c: AppContext): Delivery {
     config: c.get("config"),
     waitUntil: (work) => c.executionCtx.waitUntil(work),
     requestId: c.get("requestId"),
+    deadline: c.get("deadline"),
   };
 }
 
@@ -82,12 +82,15 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
     const issues = new Issues();
     let status: MessageStatus | undefined;
     if (!has(body, "status")) issues.add("body.status", "Field required");
-    else if (!(MESSAGE_STATUSES as readonly unknown[]).includes(body.status)) {
-      issues.add("body.status", `status must be one of: ${MESSAGE_STATUSES.join(", ")}`);
+    else if (!(PATCHABLE_STATUSES as readonly unknown[]).includes(body.status)) {
+      issues.add("body.status", `status must be one of: ${PATCHABLE_STATUSES.join(", ")}`);
     } else status = body.status as MessageStatus;
     const metadata = has(body, "metadata") ? checkMetadata(body.metadata, issues) : undefined;
     issues.throwIfAny();
-    return c.json(await changeStatus(c.get("deps"), id, status!, metadata));
+    const message = await changeStatus(c.get("deps"), id, status!, metadata);
+    // A message moved to retry is due now: back on its stream, so that the worker sees it.
+    if (message.status === "retry") return c.json(await deliverAgain(delivery(c), message, null));
+    return c.json(message);
   });
 
   app.post("/api/v1/messages/:message_id/retry", async (c) => {

@@ -1,14 +1,16 @@
 // Handing a stored message to the pipeline. Async mode: after commit, one XADD, then the doorbell
-// off the response path; an XADD failure still answers (the row is durable) and the sweep
-// enqueues it later (invariant 1). Sync mode: claim, send and record inline, never enqueue
-// (invariant 9); a failed inline attempt is scheduled once for the worker.
+// off the response path. An XADD failure still answers 201 (the row is durable): the message id
+// is handed to its shard's Durable Object, which keeps it in its own storage and writes the entry
+// as soon as Redis answers; the sweep's slow safety pass covers a Worker that died in between.
+// Sync mode: claim, send and record inline, never enqueue; a failed inline attempt is scheduled
+// once for the worker. Every step is bounded by the request's deadline.
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { openDatabase } from "../db/client";
 import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
-import { ringDoorbell } from "../queue/doorbell";
+import { ringDoorbell, shardStub } from "../queue/doorbell";
 import { claim, processClaimed } from "../queue/processing";
 import { enqueue, requeue, scheduleFollowUps } from "../queue/streams";
 import type { Channel } from "../validation/address";
@@ -21,7 +23,12 @@ export interface Delivery {
   config: Config;
   waitUntil(work: Promise<unknown>): void;
   requestId: string;
+  /** epoch ms by which the request must be answered */
+  deadline: number;
 }
+
+/** What is left of the request's budget, keeping a little for the answer itself. */
+const left = (d: Delivery) => Math.max(0, d.deadline - Date.now() - 100);
 
 function ring(d: Delivery, type: Channel, messageId: string, recheck = false) {
   d.waitUntil(
@@ -31,12 +38,15 @@ function ring(d: Delivery, type: Channel, messageId: string, recheck = false) {
   );
 }
 
-async function recordEnqueueFailure(config: Config, messageId: string, error: unknown) {
-  // Its own connection: the request's pool is closed as the response goes out.
+async function recordEnqueueFailure(config: Config, messageId: string, error: unknown, handedOver: boolean) {
+  // Its own connection: the request's is closed as the response goes out.
   const db = openDatabase(config);
   try {
     await db.run(sql`insert into message_events (id, message_id, type, data)
-      values (${uuidv7()}, ${messageId}, 'enqueue_failed', ${JSON.stringify({ error: error instanceof Error ? error.message : String(error), will_retry: "sweep" })}::jsonb)`);
+      values (${uuidv7()}, ${messageId}, 'enqueue_failed', ${JSON.stringify({
+        error: error instanceof Error ? error.message : String(error),
+        will_retry: handedOver ? "shard" : "sweep",
+      })}::jsonb)`);
   } catch (recordError) {
     log("error", "enqueue_failure_not_recorded", { message_id: messageId, ...errorFields(recordError) });
   } finally {
@@ -44,12 +54,34 @@ async function recordEnqueueFailure(config: Config, messageId: string, error: un
   }
 }
 
+/** The stream write failed: the shard keeps the id and writes the entry when Redis answers. */
+async function handToShard(d: Delivery, message: Message, cause: unknown): Promise<void> {
+  let handedOver = false;
+  try {
+    await withinBudget(shardStub(d.env, d.config, message.type as Channel, message.id).enqueueLater(message.id), left(d));
+    handedOver = true;
+  } catch (error) {
+    log("error", "enqueue_handover_failed", { request_id: d.requestId, message_id: message.id, ...errorFields(error) });
+  }
+  d.waitUntil(recordEnqueueFailure(d.config, message.id, cause, handedOver));
+}
+
+function withinBudget<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => timer !== undefined && clearTimeout(timer));
+}
+
 /** One attempt inside the request; returns the message as it stands afterwards. */
 export async function processInline(d: Delivery, messageId: string): Promise<Message> {
   const db = d.deps.db();
   const claimed = await claim(db, [messageId]);
   if (claimed.length > 0) {
-    const result = await processClaimed(d.config, db, claimed);
+    // The provider call gets what the request's deadline leaves after recording the outcome.
+    const budget = Math.max(100, Math.min(d.config.PROVIDER_TIMEOUT_MS, left(d) - 1000));
+    const result = await processClaimed({ ...d.config, PROVIDER_TIMEOUT_MS: budget }, db, claimed);
     if (result.retries.length > 0 || result.deadLetters.length > 0) {
       try {
         await scheduleFollowUps(d.deps.redis(), result.retries, result.deadLetters);
@@ -66,7 +98,7 @@ export async function processInline(d: Delivery, messageId: string): Promise<Mes
 
 /**
  * Runs the Redis write that hands a message over, then rings its shard; with `inline`, attempts it
- * in the request instead. A failed write is logged and recorded; the sweep finds the message later.
+ * in the request instead.
  */
 async function handOver(d: Delivery, message: Message, write: () => Promise<unknown>, inline: boolean): Promise<Message> {
   try {
@@ -74,7 +106,7 @@ async function handOver(d: Delivery, message: Message, write: () => Promise<unkn
   } catch (error) {
     log("error", "enqueue_failed", { request_id: d.requestId, message_id: message.id, ...errorFields(error) });
     if (!inline) {
-      d.waitUntil(recordEnqueueFailure(d.config, message.id, error));
+      await handToShard(d, message, error);
       return message;
     }
   }

@@ -101,6 +101,8 @@ export async function changeStatus(deps: Deps, id: string, to: MessageStatus, me
         metadata = ${JSON.stringify(metadata)}::jsonb,
         sent_at = case when ${to} = 'sent' then coalesce(sent_at, now()) else sent_at end,
         delivered_at = case when ${to} = 'delivered' then coalesce(delivered_at, now()) else delivered_at end,
+        -- a message moved to retry is due now; the route puts it back on its stream
+        next_attempt_at = case when ${to} = 'retry' and ${changed} then now() else next_attempt_at end,
         updated_at = now()
       where id = ${id}
       returning *`);

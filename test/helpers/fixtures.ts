@@ -1,4 +1,9 @@
 // The contract's fixtures (API-CONTRACT §10) and small helpers to send and read back.
+import { env } from "cloudflare:test";
+import { loadConfig } from "../../src/config";
+import { createDeps } from "../../src/deps";
+import { acceptSend } from "../../src/services/send";
+import { validateSend } from "../../src/validation/messages";
 import { call, jsonRequest, type Overrides } from "./http";
 
 export const SMS = { from: "+15551234567", to: "+15559876543", type: "sms", body: "Test message" };
@@ -24,9 +29,18 @@ export async function getJson(path: string, overrides: Overrides = {}) {
 }
 
 /**
- * A message that stays `pending`: stored, but its enqueue fails (Redis unreachable for this one
- * request), so no worker picks it up while the test looks at it.
+ * A message that stays `pending`: stored through the send service like any send, but never enqueued
+ * (a failed XADD would now be handed to the shard, which writes the entry later), so no worker picks
+ * it up while the test looks at it.
  */
-export async function sendPending(body: unknown = SMS) {
-  return send(body, {}, { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9", REDIS_TIMEOUT_MS: "300", RATE_LIMIT_ENABLED: "false" });
+export async function sendPending(body: Record<string, unknown> = SMS) {
+  const config = loadConfig(env);
+  const deps = createDeps(config);
+  try {
+    const input = validateSend(body, config.DEFAULT_PHONE_REGION);
+    const accepted = await acceptSend(deps, config, input, { source: "api", enqueue: false, deadline: Date.now() + 30_000 });
+    return { body: JSON.parse(JSON.stringify(accepted.message)) as any };
+  } finally {
+    await deps.close();
+  }
 }

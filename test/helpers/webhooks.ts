@@ -5,7 +5,7 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../../src/config";
 import { createDeps } from "../../src/deps";
-import { storeOutbound } from "../../src/services/send";
+import { acceptSend } from "../../src/services/send";
 import { bytesToBase64, sha256Hex, twilioSignature, twilioSignatureString } from "../../src/webhooks/signatures";
 import { call, type Overrides } from "./http";
 import { freshPair, getJson } from "./fixtures";
@@ -69,11 +69,13 @@ export async function sentMessage(type: "sms" | "email", providerMessageId = typ
   const deps = createDeps(loadConfig(env));
   try {
     const pair = type === "email" ? { from: "sender@example.com", to: `${uniqueId("r")}@example.com` } : freshPair();
-    const message = await storeOutbound(
+    const accepted = await acceptSend(
       deps,
+      loadConfig(env),
       { type, ...pair, body: "Test message", attachments: [], metadata: {}, parentId: null, conversationType: "direct" },
-      { source: "api", enqueue: false },
+      { source: "api", enqueue: false, deadline: Date.now() + 30_000 },
     );
+    const message = accepted.message;
     await deps.db().run(sql`update messages set status = 'sent', sent_at = now(), attempts = 1, provider_message_id = ${providerMessageId} where id = ${message.id}`);
     return { id: message.id, providerMessageId, conversationId: message.conversation_id, ...pair };
   } finally {
