@@ -169,6 +169,14 @@ function errorBody(error: Error): Record<string, string | null> {
   return body;
 }
 
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RequestError(`invalid connection string: malformed percent-encoding in "${part}"`);
+  }
+}
+
 function answerOf(status: number, body: string, headers: Record<string, string> = {}): SqlAnswer {
   return { status, headers: { "content-type": "application/json", "access-control-allow-origin": "*", ...headers }, body };
 }
@@ -193,15 +201,15 @@ export function sqlOverHttp(opts: SqlOverHttpOptions): SqlOverHttp {
     const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     if (!host) throw new RequestError("missing hostname");
     if (!url.username) throw new RequestError("missing username");
-    const database = decodeURIComponent(url.pathname.slice(1));
+    const database = decoded(url.pathname.slice(1));
     if (!database) throw new RequestError("missing database name");
     if (!opts.allowedHosts.has(host)) throw new RequestError(`invalid hostname: ${host} is not in the dev proxy's allowedHosts`);
     // Only what applies once the proxy has terminated TLS: sslmode and the like stay with the client.
     const pool = new pg.Pool({
       host,
       port: url.port ? Number(url.port) : 5432,
-      user: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
+      user: decoded(url.username),
+      password: decoded(url.password),
       database,
       application_name: url.searchParams.get("application_name") ?? undefined,
       options: url.searchParams.get("options") ?? undefined,

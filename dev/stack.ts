@@ -132,18 +132,18 @@ async function portAnswers(port: number): Promise<boolean> {
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   process.env.WRANGLER_SEND_METRICS = "false";
-  // Otherwise a server left over on the port would answer for us.
-  if (await portAnswers(opts.port)) throw new StackError(`port ${opts.port} is already in use; stop what runs there or set PORT`);
-  await checkServices(opts.databaseUrl, opts.redisUrl);
-  if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
-  await applyMigrations(opts.databaseUrl);
-
   let rttMs: number;
   try {
     rttMs = opts.rttMs ?? bridgeRttFromEnv();
   } catch (error) {
     throw new StackError((error as Error).message);
   }
+  // Otherwise a server left over on the port would answer for us.
+  if (await portAnswers(opts.port)) throw new StackError(`port ${opts.port} is already in use; stop what runs there or set PORT`);
+  await checkServices(opts.databaseUrl, opts.redisUrl);
+  if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
+  await applyMigrations(opts.databaseUrl);
+
   const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0, observe: opts.observeRedis, rttMs });
   const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0, rttMs });
   if (rttMs > 0 && !opts.quiet) console.log(`bridges simulate a ${rttMs} ms round trip to Neon and Upstash (BRIDGE_RTT_MS)`);
