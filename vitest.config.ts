@@ -13,6 +13,10 @@ export default defineConfig({
           NEON_WS_PROXY: inject("neonWsProxy"),
           DATABASE_URL: inject("databaseUrl"),
           PROVIDER_SANDBOX_URL: inject("sandboxUrl"),
+          // Bridges with a simulated round trip, for test/bridges/simulated-rtt.test.ts only.
+          TEST_RTT_MS: String(inject("rttMs")),
+          TEST_RTT_NEON_WS_PROXY: inject("rttNeonWsProxy"),
+          TEST_RTT_UPSTASH_REDIS_REST_URL: inject("rttRedisRestUrl"),
           // The real Twilio and SendGrid clients against the provider sandbox: providers are mocked
           // at the HTTP boundary only. API-key auth, so webhooks need no signature unless a test
           // sets TWILIO_AUTH_TOKEN. The sandbox answers the simulator's magic recipients alike.

@@ -9,12 +9,16 @@ import http from "node:http";
 import { Buffer } from "node:buffer";
 import Redis from "ioredis";
 import { createHash } from "node:crypto";
+import { httpDistance } from "./simulated-rtt.ts";
 
 export interface RedisBridge {
   url: string;
   token: string;
-  /** HTTP requests served since start or the last resetStats (one per POST, a pipeline counts 1) */
-  stats(): { requests: number; commands: number; requestsByCommands: Record<string, number> };
+  /**
+   * Since start or the last resetStats: TCP connections that carried requests, HTTP requests served
+   * (one per POST, a pipeline counts 1), Redis commands asked for, and requests by their commands.
+   */
+  stats(): { connections: number; requests: number; commands: number; requestsByCommands: Record<string, number> };
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -29,6 +33,11 @@ export interface RedisBridgeOptions {
   port?: number;
   /** default 127.0.0.1 */
   host?: string;
+  /**
+   * simulated network round trip between the Worker and Upstash, in ms (default 0: loopback): one
+   * per request, three for the request that opens a connection (dev/simulated-rtt.ts)
+   */
+  rttMs?: number;
   /** sees every command run outside MULTI/EXEC and how it went (the chaos suite's record of XADDs) */
   observe?: (command: string[], outcome: PromiseSettledResult<unknown>) => void;
 }
@@ -146,7 +155,10 @@ function toItem(outcome: PromiseSettledResult<Reply>, base64: boolean): Item {
   throw outcome.reason; // connection trouble: the whole request fails with 500
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
+type Answer = { status: number; body: unknown };
+const answer = (status: number, body: unknown): Answer => ({ status, body });
+
+function write(res: http.ServerResponse, { status, body }: Answer): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
@@ -206,6 +218,8 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
     throw new Error(`redis-bridge: cannot reach Redis at ${opts.redisUrl ?? "redis://127.0.0.1:6379"}: ${String(error)}`);
   }
 
+  const distance = httpDistance(opts.rttMs ?? 0);
+  let connections = 0;
   let requests = 0;
   let commands = 0;
   /** requests by the command names they carried, e.g. "XADD" or "XACK+XREADGROUP": who sent what */
@@ -238,14 +252,14 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
     return conn.callBuffer(command[0]!.toString(), ...command.slice(1)) as Promise<Reply>;
   }
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<Answer> {
     requests++;
     const url = new URL(req.url ?? "/", "http://bridge");
     const auth = req.headers.authorization ?? "";
     const presented = auth.startsWith("Bearer ") ? auth.slice(7) : url.searchParams.get("_token");
-    if (presented !== opts.token) return json(res, 401, { error: "Unauthorized" });
+    if (presented !== opts.token) return answer(401, { error: "Unauthorized" });
     if (!["GET", "POST", "PUT", "HEAD"].includes(req.method ?? "")) {
-      return json(res, 405, { error: "Method Not Allowed" });
+      return answer(405, { error: "Method Not Allowed" });
     }
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     const body = await readBody(req);
@@ -263,7 +277,7 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
         // Issued back to back without awaiting: one round trip to Redis, replies in order.
         const outcomes = await run(batch, res, (conn) => Promise.allSettled(batch.map((c) => send(conn, c))));
         outcomes.forEach((outcome, i) => observe(batch[i]!, outcome));
-        return json(res, 200, outcomes.map((outcome) => toItem(outcome, base64)));
+        return answer(200, outcomes.map((outcome) => toItem(outcome, base64)));
       }
       // MULTI, the commands and EXEC are queued synchronously on the one connection, so no other
       // request's command can land inside the transaction.
@@ -280,10 +294,10 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
         if (!isReplyError(reason)) throw reason;
         const cause = queuedOutcomes.find((o) => o.status === "rejected") as PromiseRejectedResult | undefined;
         const detail = cause?.reason instanceof Error ? ` (${cause.reason.message})` : "";
-        return json(res, 400, { error: `${reason.message}${detail}` });
+        return answer(400, { error: `${reason.message}${detail}` });
       }
       const results = (execOutcome.value as Reply[] | null) ?? [];
-      return json(res, 200, results.map((reply) =>
+      return answer(200, results.map((reply) =>
         reply instanceof Error ? { error: reply.message } : { result: toJson(reply, base64) },
       ));
     }
@@ -310,17 +324,22 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
     const [outcome] = await run([command], res, (conn) => Promise.allSettled([send(conn, command)]));
     observe(command, outcome!);
     const item = toItem(outcome!, base64);
-    return json(res, "error" in item ? 400 : 200, item);
+    return answer("error" in item ? 400 : 200, item);
   }
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (res.headersSent) return;
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (await distance.arrive(req.socket)) connections++;
+    const reply = await handle(req, res).catch((error: unknown) =>
       // Client mistakes are 400s; anything else here means Redis is unreachable or timed out.
-      if (error instanceof BadRequest) return json(res, error.status, { error: error.message });
-      json(res, 500, { error: `ERR Redis unavailable: ${error instanceof Error ? error.message : String(error)}` });
-    });
-  });
+      error instanceof BadRequest
+        ? answer(error.status, { error: error.message })
+        : answer(500, { error: `ERR Redis unavailable: ${error instanceof Error ? error.message : String(error)}` }),
+    );
+    await distance.leave();
+    if (!res.destroyed) write(res, reply);
+  }
+
+  const server = http.createServer((req, res) => void serve(req, res));
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -332,8 +351,9 @@ export async function startRedisBridge(opts: RedisBridgeOptions): Promise<RedisB
   return {
     url: `http://${urlHost}:${port}`,
     token: opts.token,
-    stats: () => ({ requests, commands, requestsByCommands: { ...byCommands } }),
+    stats: () => ({ connections, requests, commands, requestsByCommands: { ...byCommands } }),
     resetStats() {
+      connections = 0;
       requests = 0;
       commands = 0;
       byCommands = {};

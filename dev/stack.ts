@@ -7,6 +7,7 @@ import { ConfigSchema } from "../src/config.ts";
 import { applyMigrations, ensureDatabase, postgresAnswers } from "./db.ts";
 import { startNeonProxy, type NeonProxy } from "./neon-proxy.ts";
 import { startRedisBridge, type RedisBridge, type RedisBridgeOptions } from "./redis-bridge.ts";
+import { bridgeRttFromEnv } from "./simulated-rtt.ts";
 import { startProviderSandbox, type ProviderSandbox } from "./provider-sandbox.ts";
 
 export interface StackOptions {
@@ -28,6 +29,11 @@ export interface StackOptions {
   observeRedis?: RedisBridgeOptions["observe"];
   /** where workerd keeps Durable Object storage (default: wrangler's .wrangler/state) */
   persistTo?: string;
+  /**
+   * simulated round trip to Neon and Upstash in ms, charged by both bridges per request and per
+   * connection set-up (dev/simulated-rtt.ts); default $BRIDGE_RTT_MS, else 0 (loopback)
+   */
+  rttMs?: number;
 }
 
 export interface Stack {
@@ -126,14 +132,21 @@ async function portAnswers(port: number): Promise<boolean> {
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   process.env.WRANGLER_SEND_METRICS = "false";
+  let rttMs: number;
+  try {
+    rttMs = opts.rttMs ?? bridgeRttFromEnv();
+  } catch (error) {
+    throw new StackError((error as Error).message);
+  }
   // Otherwise a server left over on the port would answer for us.
   if (await portAnswers(opts.port)) throw new StackError(`port ${opts.port} is already in use; stop what runs there or set PORT`);
   await checkServices(opts.databaseUrl, opts.redisUrl);
   if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
   await applyMigrations(opts.databaseUrl);
 
-  const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0, observe: opts.observeRedis });
-  const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0 });
+  const bridge = await startRedisBridge({ redisUrl: opts.redisUrl, db: opts.redisDb, token: opts.token, port: opts.bridgePort ?? 0, observe: opts.observeRedis, rttMs });
+  const proxy = await startNeonProxy({ port: opts.proxyPort ?? 0, rttMs });
+  if (rttMs > 0 && !opts.quiet) console.log(`bridges simulate a ${rttMs} ms round trip to Neon and Upstash (BRIDGE_RTT_MS)`);
   const url = `http://127.0.0.1:${opts.port}`;
   const sandbox =
     opts.providerSandbox === false

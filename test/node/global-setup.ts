@@ -12,6 +12,8 @@ import { startProviderSandbox } from "../../dev/provider-sandbox.ts";
 const PG_BASE = process.env.TEST_POSTGRES_URL ?? "postgres://root@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const TOKEN = "test-token";
+// The simulated round trip of the second pair of bridges, which only the RTT tests use.
+const TEST_RTT_MS = 40;
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -21,6 +23,9 @@ declare module "vitest" {
     neonWsProxy: string;
     databaseUrl: string;
     sandboxUrl: string;
+    rttMs: number;
+    rttNeonWsProxy: string;
+    rttRedisRestUrl: string;
   }
 }
 
@@ -47,6 +52,8 @@ export default async function setup(project: TestProject) {
   const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
   const proxy = await startNeonProxy({ port: 0 });
   const sandbox = await startProviderSandbox({ port: 0 });
+  const rttBridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0, rttMs: TEST_RTT_MS });
+  const rttProxy = await startNeonProxy({ port: 0, rttMs: TEST_RTT_MS });
 
   project.provide("redisRestUrl", bridge.url);
   project.provide("redisRestToken", TOKEN);
@@ -54,9 +61,14 @@ export default async function setup(project: TestProject) {
   project.provide("neonWsProxy", proxy.wsProxy);
   project.provide("databaseUrl", databaseUrl);
   project.provide("sandboxUrl", sandbox.url);
+  project.provide("rttMs", TEST_RTT_MS);
+  project.provide("rttNeonWsProxy", rttProxy.wsProxy);
+  project.provide("rttRedisRestUrl", rttBridge.url);
 
   return async () => {
     await sandbox.close();
+    await rttProxy.close();
+    await rttBridge.close();
     await proxy.close();
     await bridge.close();
     await redisDb.release();
