@@ -21,7 +21,6 @@ export default defineConfig({
           // at the HTTP boundary only. API-key auth, so webhooks need no signature unless a test
           // sets TWILIO_AUTH_TOKEN. The sandbox answers the simulator's magic recipients alike.
           PROVIDER_MODE: "live",
-          DATABASE_TRANSPORT: "websocket", // TEMP until the dev proxy serves /sql
           MAX_SENDS_IN_FLIGHT: "1000",
           TWILIO_API_BASE_URL: inject("sandboxUrl"),
           SENDGRID_API_BASE_URL: inject("sandboxUrl"),

@@ -183,6 +183,7 @@ function answerOf(status: number, body: string, headers: Record<string, string> 
 
 export function sqlOverHttp(opts: SqlOverHttpOptions): SqlOverHttp {
   const pools = new Map<string, pg.Pool>();
+  const listening = new WeakSet<pg.PoolClient>();
   let requests = 0;
   let statements = 0;
 
@@ -279,6 +280,12 @@ export function sqlOverHttp(opts: SqlOverHttpOptions): SqlOverHttp {
       statements += Array.isArray(payload) ? payload.length : 1;
 
       const client = await pool.connect();
+      // A connection that breaks while checked out (Postgres terminated it) errors on the client,
+      // which the pool does not listen to then: without a listener the error would end the process.
+      if (!listening.has(client)) {
+        client.on("error", () => undefined);
+        listening.add(client);
+      }
       let reply: { result: unknown; headers: Record<string, string> };
       try {
         reply = await run(client, payload, defaultArrayMode, batchOptions);

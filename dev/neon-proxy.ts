@@ -10,14 +10,14 @@
 //
 // Worker side (development only): neonConfig.wsProxy = (host, port) => `${wsProxy}?address=${host}:${port}`,
 // useSecureWebSocket = false, pipelineTLS = false, pipelineConnect = false, and
-// neonConfig.fetchEndpoint = neonHttpEndpoint(wsProxy) (dev/neon-http-endpoint.ts).
+// neonConfig.fetchEndpoint = neonHttpEndpoint(wsProxy) (src/db/client.ts).
 import http from "node:http";
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import { createRequire } from "node:module";
 import type { WebSocket, RawData, WebSocketServer as WebSocketServerType } from "ws";
 import { FrontendMessageCounter } from "./pg-message-counter.ts";
-import { neonHttpEndpoint } from "./neon-http-endpoint.ts";
+import { neonHttpEndpoint } from "../src/db/client.ts";
 import { sqlOverHttp } from "./neon-http.ts";
 import { DelayLine, httpDistance, sleep, websocketSetUpMs } from "./simulated-rtt.ts";
 

@@ -40,6 +40,17 @@ const ANSWER_MARGIN_MS = 1000;
 
 let proxyConfigured: string | undefined;
 
+/**
+ * Development: where dev/neon-proxy.ts serves Neon's SQL-over-HTTP endpoint, on the same server and
+ * port as its WebSocket relay: "127.0.0.1:8078/v1" → "http://127.0.0.1:8078/sql". Production keeps
+ * the driver's default (https://api.<endpoint host>/sql).
+ */
+export function neonHttpEndpoint(wsProxy: string): string {
+  const authority = wsProxy.replace(/^[a-z]+:\/\//i, "").split(/[/?#]/, 1)[0] ?? "";
+  if (!authority) throw new Error(`NEON_WS_PROXY has no host:port: "${wsProxy}"`);
+  return `http://${authority}/sql`;
+}
+
 export function configureNeon(config: Pick<Config, "NEON_WS_PROXY">) {
   // Development and tests only: talk to plain Postgres through dev/neon-proxy.ts, which serves
   // both the WebSocket relay (/v1) and the SQL-over-HTTP endpoint (/sql) on one port.
@@ -49,7 +60,7 @@ export function configureNeon(config: Pick<Config, "NEON_WS_PROXY">) {
     neonConfig.useSecureWebSocket = false;
     neonConfig.pipelineTLS = false;
     neonConfig.pipelineConnect = false;
-    neonConfig.fetchEndpoint = `http://${proxy.replace(/\/v1\/?$/, "")}/sql`;
+    neonConfig.fetchEndpoint = neonHttpEndpoint(proxy);
     proxyConfigured = proxy;
   }
 }

@@ -9,7 +9,7 @@ import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { eq } from "drizzle-orm";
 import { integer, jsonb, pgSchema, text, uuid } from "drizzle-orm/pg-core";
-import { neonHttpEndpoint } from "../../dev/neon-http-endpoint.ts";
+import { neonHttpEndpoint } from "../../src/db/client";
 
 const { NEON_WS_PROXY: wsProxy, DATABASE_URL: databaseUrl } = env as unknown as {
   NEON_WS_PROXY: string;

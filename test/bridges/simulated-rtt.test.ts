@@ -10,7 +10,7 @@ import { env } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, neon, neonConfig } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis/cloudflare";
-import { neonHttpEndpoint } from "../../dev/neon-http-endpoint.ts";
+import { neonHttpEndpoint } from "../../src/db/client";
 
 const vars = env as unknown as {
   DATABASE_URL: string;
