@@ -79,10 +79,13 @@ type LabelsOf<F extends FamilyName> = Record<(typeof FAMILIES)[F]["labels"][numb
 const escapeLabelValue = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 const escapeHelp = (text: string) => text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 
-/** `name="value",…` in the family's label order: the identity of a series within its family. */
+/**
+ * `name="value",…` in the family's label order: the identity of a series within its family.
+ * Values often come from untyped database rows; a missing one must not make counting throw.
+ */
 function labelText<F extends FamilyName>(family: F, labels: LabelsOf<F>): string {
   const names: readonly string[] = FAMILIES[family].labels;
-  return names.map((name) => `${name}="${escapeLabelValue((labels as Record<string, string>)[name]!)}"`).join(",");
+  return names.map((name) => `${name}="${escapeLabelValue(String((labels as Record<string, unknown>)[name] ?? ""))}"`).join(",");
 }
 
 /** What this isolate counted since its last flush, one entry per stored field. */
