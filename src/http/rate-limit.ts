@@ -5,6 +5,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "../config";
 import { AppError } from "../errors";
 import { log, errorFields } from "../log";
+import { recordRateLimitHit } from "../services/metrics";
 import { presentedKey, sha256, toHex } from "./auth";
 import type { AppContext } from "./context";
 
@@ -67,6 +68,7 @@ export async function rateLimit(c: AppContext): Promise<void> {
   c.header("X-RateLimit-Remaining", String(success ? remaining : 0));
   c.header("X-RateLimit-Reset", String(resetSeconds));
   if (!success) {
+    recordRateLimitHit(c.get("route"));
     throw new AppError(429, "rate_limited", "Too many requests. Please try again later.", null, { "Retry-After": String(resetSeconds) });
   }
 }
