@@ -209,7 +209,8 @@ export class QueueWorker extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(Date.now() + delay);
       return;
     }
-    await flushSamples(this.env).catch(() => undefined);
+    // Forced when the shard goes to sleep: its samples must not wait in memory for the next run.
+    await flushSamples(this.env, next === null).catch(() => undefined);
     // Re-arm late: now if more may wait, else at the earliest due retry or probe, else sleep.
     if (this.rung && next === null) next = Date.now();
     if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));

@@ -15,6 +15,7 @@ import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { providerFor } from "../providers";
 import { ProviderError, type ErrorClass, type OutboundMessage, type Provider } from "../providers/types";
+import { recordMessage, recordProviderError } from "../services/metrics";
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
 import { backoffSeconds } from "./backoff";
@@ -112,6 +113,7 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
     select c.*, (c.type <> 'email' and exists (
              select 1 from opt_outs o where o.sender = c.from_address and o.recipient = c.to_address)) as opted_out
       from claimed c`);
+  for (const row of rows) recordMessage({ direction: "outbound", type: row.type as Channel, provider: String(row.provider), status: "sending" });
   return rows.map(toOutbound);
 }
 
@@ -204,6 +206,7 @@ async function call(config: Config, db: Database, message: OutboundMessage, budg
   } catch (error) {
     const failure =
       error instanceof ProviderError ? error : new ProviderError("transient", "network_error", error instanceof Error ? error.message : String(error));
+    if (!failure.opts.notSent) recordProviderError(provider.name, failure.code);
     return done(null, failure);
   }
 }
@@ -385,6 +388,11 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
       on conflict (message_id) do update set attempts = excluded.attempts, error_class = excluded.error_class,
         error_code = excluded.error_code, error_message = excluded.error_message, dead_lettered_at = now())
     select id, status from upd`);
+  for (const row of rows) {
+    const o = outcomes.find((x) => x.id === row.id);
+    // A status a callback had already moved forward is kept: only real changes are counted.
+    if (o && o.status === row.status) recordMessage({ direction: "outbound", type: o.type, provider: o.providerName, status: o.status });
+  }
   return new Set(rows.map((r) => r.id as string));
 }
 

@@ -18,10 +18,12 @@ import type { Deps } from "../deps";
 import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { providerUnavailable } from "../providers";
+import type { Channel } from "../validation/address";
 import type { SendInput } from "../validation/messages";
 import { smsSegments } from "../validation/segments";
 import { directKey } from "./conversation-keys";
 import { getMessage } from "./messages";
+import { recordMessage } from "./metrics";
 import { toMessage, type Message, type Row } from "./representation";
 
 export type SendSource = "api" | "legacy";
@@ -171,7 +173,9 @@ async function store(deps: Deps, input: SendInput, options: SendOptions, tries =
   }
   const row = rows[0];
   if (!row) throw validationError([{ path: "body.parent_id", message: `Parent message not found: ${input.parentId}` }]);
-  return { kind: "created", message: toMessage(row) };
+  const message = toMessage(row);
+  recordMessage({ direction: "outbound", type: input.type, provider: message.provider, status: "pending" });
+  return { kind: "created", message };
 }
 
 /**
@@ -219,7 +223,9 @@ async function settleUnknown(deps: Deps, id: string, deadline: number, cause: De
   // Our abandoned fence went in: the send never committed, and its statement can no longer commit.
   if (won) throw serviceUnavailable("Database is unavailable");
   try {
-    return { kind: "created", message: await getMessage(deps, id) };
+    const message = await getMessage(deps, id);
+    recordMessage({ direction: "outbound", type: message.type as Channel, provider: message.provider, status: "pending" });
+    return { kind: "created", message };
   } catch (error) {
     log("error", "send_stored_unreadable", { message_id: id, ...errorFields(error) });
     throw mayHaveBeenStored(id);
