@@ -26,7 +26,7 @@
 //        parsed SendGrid mails (subject, text, html, from, reply_to, cc, bcc, ...)
 //   GET  /__sandbox/callbacks?to=&provider=  callbacks/events it produced (URL, signed headers, body, answer)
 //   POST /__sandbox/reset  [{"to": ...}]     forget everything, or one recipient
-//   GET  /__sandbox/info                     credentials it accepts and the SendGrid webhook public key
+//   GET  /__sandbox/info                     credentials it accepts, their state, the SendGrid webhook public key
 //   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S]   a file to use as an attachment or media URL:
 //        N deterministic bytes (byte i = i % 256) of content type T, or answer status S
 //
@@ -160,13 +160,13 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   }
 
   async function twilioCreate(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, account: string): Promise<void> {
+    const form = (entry.body ?? {}) as Record<string, string | string[]>;
+    const to = typeof form.To === "string" ? form.To : null;
+    entry.to = to === null ? null : recipientKey(to);
     if (!twilio.authorized(req, account)) {
       entry.outcome = "20003";
       return twilioError(res, 401, 20003);
     }
-    const form = (entry.body ?? {}) as Record<string, string | string[]>;
-    const to = typeof form.To === "string" ? form.To : null;
-    entry.to = to === null ? null : recipientKey(to);
     const { action, label, callbacks } = state.take(to);
     entry.outcome = label;
     if (action.kind === "error") {
@@ -191,13 +191,21 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       withhold(req, action);
       return created?.begin();
     }
-    if (action.kind === "slow") await sleep(action.ms);
-    sendJson(res, 201, created!.answer);
-    // After the answer, never before: the create answer shows the message queued.
-    created!.begin();
+    try {
+      if (action.kind === "slow") await sleep(action.ms);
+      sendJson(res, 201, created!.answer);
+    } finally {
+      // After the answer, never before: the create answer shows the message queued. Twilio
+      // accepted it, so it goes out even if the client has gone away meanwhile.
+      created!.begin();
+    }
   }
 
   async function sendgridSend(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, bytes: number): Promise<void> {
+    const body = entry.body as Record<string, any> | null;
+    const first = body?.personalizations?.[0]?.to?.[0]?.email;
+    const to = typeof first === "string" ? first : null;
+    entry.to = to === null ? null : recipientKey(to);
     const refusal = sendgrid.refusal(req);
     if (refusal === "revoked") {
       entry.outcome = "401";
@@ -207,10 +215,6 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       entry.outcome = "403";
       return sendgridForbidden(res);
     }
-    const body = entry.body as Record<string, any> | null;
-    const first = body?.personalizations?.[0]?.to?.[0]?.email;
-    const to = typeof first === "string" ? first : null;
-    entry.to = to === null ? null : recipientKey(to);
     const { action, label, callbacks } = state.take(to);
     entry.outcome = label;
     if (action.kind === "error") {
@@ -385,6 +389,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
     return {
       twilio: { accountSid: twilio.credentials.accountSid, authToken: twilio.credentials.authToken, apiKeys: twilio.credentials.apiKeys },
       sendgrid: { apiKey: sendgrid.apiKey, webhookPublicKey: sendgrid.publicKey, eventsUrl: opts.sendgridEventsUrl ?? null },
+      credentials: state.credentials,
     };
   }
 
