@@ -13,11 +13,20 @@
 //   POST /__sandbox/fault  {"prefix": "+1404", "outcomes": ["429:2"]}   every recipient starting with
 //        prefix ("" or absent = all) gets these outcomes in turn, cycling, until cleared with
 //        "outcomes": []; a recipient's own behaviour comes first
-//   GET  /__sandbox/requests?to=&provider=   what it received: method, path, query, headers, body, time, outcome
-//   GET  /__sandbox/messages?to=             Twilio messages and SendGrid mails it accepted
+//        callbacks.holdMs / callbacks.hold (Twilio): how long an accepted message stays queued
+//        (date_sent null) before it is sent; hold = until POST /__sandbox/release
+//   POST /__sandbox/release  [{"to": ...}]   send the held Twilio messages (to one recipient, or all)
+//   POST /__sandbox/credentials  {"twilio": "revoked"|"valid", "sendgrid": "revoked"|"forbidden"|"valid"}
+//        account-wide: every Twilio REST call answers 401 (20003); SendGrid 401, or 403 without mail.send
+//   POST /__sandbox/foreign-message  {"to", "from", "body", "date_created"?, "date_sent"?, "status"?}
+//        a Twilio message as if another system on the account had sent it: listed, never ours
+//   GET  /__sandbox/requests?to=&provider=   what it received: method, path, query, headers, body, time,
+//        outcome, messageId (ours, from the StatusCallback URL or custom_args)
+//   GET  /__sandbox/messages?to=             Twilio messages (with messageId, foreign, held) and the
+//        parsed SendGrid mails (subject, text, html, from, reply_to, cc, bcc, ...)
 //   GET  /__sandbox/callbacks?to=&provider=  callbacks/events it produced (URL, signed headers, body, answer)
 //   POST /__sandbox/reset  [{"to": ...}]     forget everything, or one recipient
-//   GET  /__sandbox/info                     credentials it accepts and the SendGrid webhook public key
+//   GET  /__sandbox/info                     credentials it accepts, their state, the SendGrid webhook public key
 //   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S]   a file to use as an attachment or media URL:
 //        N deterministic bytes (byte i = i % 256) of content type T, or answer status S
 //
@@ -39,11 +48,20 @@ import {
   type OutcomeSpec,
   type RecordedRequest,
 } from "./sandbox/shared.ts";
-import { TwilioSandbox, twilioError, type TwilioCredentials } from "./sandbox/twilio.ts";
-import { SendGridSandbox, sendgridError, sendgridRateLimitHeaders } from "./sandbox/sendgrid.ts";
-import { SANDBOX_CREDENTIALS, type CallbackRecord } from "./sandbox/api.ts";
+import { TwilioSandbox, messageIdFromCallbackUrl, twilioError, type TwilioCredentials, type TwilioMessage } from "./sandbox/twilio.ts";
+import { SendGridSandbox, sendgridError, sendgridForbidden, sendgridRateLimitHeaders } from "./sandbox/sendgrid.ts";
+import { SANDBOX_CREDENTIALS, type CallbackRecord, type CredentialStates, type ForeignMessageSpec, type SentMail } from "./sandbox/api.ts";
 
-export type { CallbackRecord, CallbackSpec, OutcomeSpec, RecordedRequest } from "./sandbox/shared.ts";
+export type {
+  CallbackRecord,
+  CallbackSpec,
+  CredentialStates,
+  ForeignMessageSpec,
+  OutcomeSpec,
+  RecordedRequest,
+  SentMail,
+} from "./sandbox/shared.ts";
+export type { TwilioMessage } from "./sandbox/twilio.ts";
 export { twilioSignature } from "./sandbox/twilio.ts";
 
 export { SANDBOX_CREDENTIALS } from "./sandbox/api.ts";
@@ -70,8 +88,21 @@ export interface ProviderSandbox {
   setBehaviour(to: string, outcomes: OutcomeSpec[], callbacks?: CallbackSpec): void;
   /** an outage for every recipient starting with `prefix` ("" = all); no outcomes ends it */
   setFault(outcomes: OutcomeSpec[], prefix?: string): void;
-  /** messages it accepted (Twilio messages and SendGrid mails), with their recipient */
-  accepted(): { provider: "twilio" | "sendgrid"; id: string; to: string }[];
+  /**
+   * messages it accepted (Twilio messages and SendGrid mails; one entry per `to` recipient), with
+   * our message id; foreign Twilio messages are not among them
+   */
+  accepted(): { provider: "twilio" | "sendgrid"; id: string; to: string; messageId: string | null }[];
+  /** Twilio messages as the Messages list shows them, foreign ones included, oldest first */
+  twilioMessages(to?: string): TwilioMessage[];
+  /** SendGrid mails it accepted, parsed, oldest first */
+  mails(to?: string): SentMail[];
+  /** account-wide credential states; reset() makes both valid again */
+  setCredentials(states: CredentialStates): void;
+  /** sends the Twilio messages held (callbacks.hold) for `to`, or all; returns their sids */
+  release(to?: string): string[];
+  /** a Twilio message as if another system on the same account had sent it */
+  insertForeignMessage(spec: ForeignMessageSpec): TwilioMessage;
   reset(to?: string): void;
   close(): Promise<void>;
 }
@@ -116,6 +147,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       rawBody,
       body,
       to: null,
+      messageId: ourMessageId(provider, body),
       outcome: null,
     };
     state.requests.push(entry);
@@ -128,13 +160,13 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   }
 
   async function twilioCreate(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, account: string): Promise<void> {
+    const form = (entry.body ?? {}) as Record<string, string | string[]>;
+    const to = typeof form.To === "string" ? form.To : null;
+    entry.to = to === null ? null : recipientKey(to);
     if (!twilio.authorized(req, account)) {
       entry.outcome = "20003";
       return twilioError(res, 401, 20003);
     }
-    const form = (entry.body ?? {}) as Record<string, string | string[]>;
-    const to = typeof form.To === "string" ? form.To : null;
-    entry.to = to === null ? null : recipientKey(to);
     const { action, label, callbacks } = state.take(to);
     entry.outcome = label;
     if (action.kind === "error") {
@@ -154,21 +186,35 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
         return twilioError(res, 400, invalid);
       }
     }
-    const message = accepts ? twilio.accept(form, callbacks) : null;
-    if (action.kind === "hang" || action.kind === "reset") return withhold(req, action);
-    if (action.kind === "slow") await sleep(action.ms);
-    sendJson(res, 201, message);
+    const created = accepts ? twilio.accept(form, callbacks) : null;
+    if (action.kind === "hang" || action.kind === "reset") {
+      withhold(req, action);
+      return created?.begin();
+    }
+    try {
+      if (action.kind === "slow") await sleep(action.ms);
+      sendJson(res, 201, created!.answer);
+    } finally {
+      // After the answer, never before: the create answer shows the message queued. Twilio
+      // accepted it, so it goes out even if the client has gone away meanwhile.
+      created!.begin();
+    }
   }
 
   async function sendgridSend(req: http.IncomingMessage, res: http.ServerResponse, entry: RecordedRequest, bytes: number): Promise<void> {
-    if (!sendgrid.authorized(req)) {
-      entry.outcome = "401";
-      return sendgridError(res, 401);
-    }
     const body = entry.body as Record<string, any> | null;
     const first = body?.personalizations?.[0]?.to?.[0]?.email;
     const to = typeof first === "string" ? first : null;
     entry.to = to === null ? null : recipientKey(to);
+    const refusal = sendgrid.refusal(req);
+    if (refusal === "revoked") {
+      entry.outcome = "401";
+      return sendgridError(res, 401);
+    }
+    if (refusal === "forbidden") {
+      entry.outcome = "403";
+      return sendgridForbidden(res);
+    }
     const { action, label, callbacks } = state.take(to);
     entry.outcome = label;
     if (action.kind === "error") {
@@ -187,7 +233,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       const invalid = sendgrid.validate(body, bytes);
       if (invalid) {
         entry.outcome = String(invalid.status);
-        return sendgridError(res, invalid.status, invalid.message, invalid.field);
+        return sendJson(res, invalid.status, { errors: invalid.errors });
       }
       messageId = sendgrid.accept(body!, callbacks);
     }
@@ -230,9 +276,26 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
         });
       case "GET /__sandbox/messages":
         return sendJson(res, 200, {
-          twilio: [...twilio.messages.values()].filter((m) => to === null || m.to === to),
-          sendgrid: [...sendgrid.mails.values()].filter((m) => to === null || m.to.includes(recipientKey(to))),
+          twilio: twilioMessages(to ?? undefined).map((m) => ({ ...m, ...twilio.describe(m.sid) })),
+          sendgrid: mails(to ?? undefined),
         });
+      case "POST /__sandbox/release": {
+        const body = json();
+        return sendJson(res, 200, { released: twilio.release(typeof body.to === "string" ? body.to : undefined) });
+      }
+      case "POST /__sandbox/credentials":
+        try {
+          state.setCredentials(json());
+        } catch (error) {
+          return sendJson(res, 400, { error: error instanceof Error ? error.message : String(error) });
+        }
+        return sendJson(res, 200, { credentials: state.credentials });
+      case "POST /__sandbox/foreign-message":
+        try {
+          return sendJson(res, 201, twilio.insertForeign(json() as ForeignMessageSpec));
+        } catch (error) {
+          return sendJson(res, 400, { error: error instanceof Error ? error.message : String(error) });
+        }
       case "GET /__sandbox/callbacks":
         return sendJson(res, 200, {
           callbacks: state.callbacks.filter((c) => (to === null || c.to === recipientKey(to)) && (provider === null || c.provider === provider)),
@@ -261,11 +324,15 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       const entry = record(req, url, raw, "twilio");
       const account = (list ?? one)![1]!;
       if (list && req.method === "POST") return twilioCreate(req, res, entry, account);
-      if (!twilio.authorized(req, account)) return twilioError(res, 401, 20003);
+      if (list && req.method === "GET") entry.to = url.searchParams.get("To");
+      if (!twilio.authorized(req, account)) {
+        entry.outcome = "20003";
+        return twilioError(res, 401, 20003);
+      }
       if (list && req.method === "GET") {
-        entry.to = url.searchParams.get("To");
-        entry.outcome = "ok";
-        return sendJson(res, 200, twilio.list(`/2010-04-01/Accounts/${account}`, url.searchParams));
+        const answer = twilio.list(`/2010-04-01/Accounts/${account}`, url.searchParams);
+        entry.outcome = answer.status === 200 ? "ok" : String(answer.status);
+        return sendJson(res, answer.status, answer.body);
       }
       if (one && req.method === "GET") {
         const message = twilio.messages.get(one[2]!);
@@ -305,15 +372,24 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   function reset(to?: string): void {
     state.reset(to);
     if (to === undefined) {
-      twilio.messages.clear();
+      twilio.clear();
       sendgrid.mails.clear();
     }
+  }
+
+  function twilioMessages(to?: string): TwilioMessage[] {
+    return [...twilio.messages.values()].filter((m) => to === undefined || m.to === to).map((m) => ({ ...m }));
+  }
+
+  function mails(to?: string): SentMail[] {
+    return [...sendgrid.mails.values()].filter((m) => to === undefined || m.recipients.includes(recipientKey(to)));
   }
 
   function info() {
     return {
       twilio: { accountSid: twilio.credentials.accountSid, authToken: twilio.credentials.authToken, apiKeys: twilio.credentials.apiKeys },
       sendgrid: { apiKey: sendgrid.apiKey, webhookPublicKey: sendgrid.publicKey, eventsUrl: opts.sendgridEventsUrl ?? null },
+      credentials: state.credentials,
     };
   }
 
@@ -345,9 +421,18 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
     setBehaviour,
     setFault: (outcomes, prefix = "") => state.setFault(prefix, outcomes),
     accepted: () => [
-      ...[...twilio.messages.values()].map((m) => ({ provider: "twilio" as const, id: m.sid, to: recipientKey(m.to) })),
-      ...[...sendgrid.mails.entries()].flatMap(([id, m]) => m.to.map((to) => ({ provider: "sendgrid" as const, id, to: recipientKey(to) }))),
+      ...[...twilio.messages.values()]
+        .filter((m) => !twilio.describe(m.sid).foreign)
+        .map((m) => ({ provider: "twilio" as const, id: m.sid, to: recipientKey(m.to), messageId: twilio.describe(m.sid).messageId })),
+      ...[...sendgrid.mails.values()].flatMap((m) =>
+        m.personalizations.flatMap((p) => p.to.map((t) => ({ provider: "sendgrid" as const, id: m.sgMessageId, to: recipientKey(t.email), messageId: m.messageId }))),
+      ),
     ],
+    twilioMessages,
+    mails,
+    setCredentials: (states) => state.setCredentials(states),
+    release: (to) => twilio.release(to),
+    insertForeignMessage: (spec) => twilio.insertForeign(spec),
     reset,
     async close() {
       await new Promise<void>((resolve) => {
@@ -356,6 +441,19 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       });
     },
   };
+}
+
+/** The service's message id a provider request carries: Twilio's StatusCallback `message_id`, SendGrid's custom_args. */
+function ourMessageId(provider: RecordedRequest["provider"], body: unknown): string | null {
+  if (provider === "twilio") {
+    const callback = (body as Record<string, unknown> | null)?.StatusCallback;
+    return messageIdFromCallbackUrl(Array.isArray(callback) ? callback[0] : callback);
+  }
+  if (provider === "sendgrid") {
+    const id = (body as { personalizations?: { custom_args?: { message_id?: unknown } }[] } | null)?.personalizations?.[0]?.custom_args?.message_id;
+    return typeof id === "string" ? id : null;
+  }
+  return null;
 }
 
 // Run alone: `npx tsx dev/provider-sandbox.ts`; callbacks and events are posted, not held.

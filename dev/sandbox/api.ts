@@ -34,6 +34,11 @@ export interface RecordedRequest {
   body: unknown;
   /** recipient key: Twilio `To`, or the first SendGrid `to` email (lower-cased) */
   to: string | null;
+  /**
+   * The service's own message id: the `message_id` query parameter of a Twilio create's
+   * StatusCallback URL, or SendGrid's `personalizations[0].custom_args.message_id`; else null.
+   */
+  messageId: string | null;
   /** what the sandbox did: "ok", "429", "hang", "accept-then-hang", a validation code, ... */
   outcome: string | null;
 }
@@ -53,6 +58,63 @@ export interface CallbackSpec {
   errorCode?: string;
   /** SendGrid only: where to post events (default: the sandbox's sendgridEventsUrl) */
   url?: string;
+  /**
+   * Twilio only: how long an accepted message stays queued (`date_sent: null`) before the sandbox
+   * sends it; 0 (the default) sends it right after the create answer.
+   */
+  holdMs?: number;
+  /** Twilio only: keep accepted messages queued until `POST /__sandbox/release` */
+  hold?: boolean;
+}
+
+/** Account-wide credential states: revoked answers 401, forbidden (SendGrid: no mail.send scope) 403. */
+export interface CredentialStates {
+  twilio?: "valid" | "revoked";
+  sendgrid?: "valid" | "revoked" | "forbidden";
+}
+
+/** A Twilio message inserted as if another system on the same account had sent it. */
+export interface ForeignMessageSpec {
+  to: string;
+  from: string;
+  body: string;
+  /** ISO 8601 or RFC 2822; default now */
+  date_created?: string;
+  /** ISO 8601 or RFC 2822, or null for a message still queued; default date_created */
+  date_sent?: string | null;
+  /** default "delivered", or "queued" when date_sent is null */
+  status?: string;
+  num_media?: number;
+  messaging_service_sid?: string | null;
+}
+
+/** An email address object as Mail Send takes it. */
+export interface MailAddress {
+  email: string;
+  name?: string;
+}
+
+/** A mail SendGrid accepted, parsed: what the recipients would see. */
+export interface SentMail {
+  /** X-Message-Id */
+  sgMessageId: string;
+  /** our message id (personalizations[0].custom_args.message_id) */
+  messageId: string | null;
+  time: string;
+  from: MailAddress;
+  replyTo: MailAddress | null;
+  replyToList: MailAddress[];
+  /** one per personalization, with the subject that applies to it */
+  personalizations: { to: MailAddress[]; cc: MailAddress[]; bcc: MailAddress[]; subject: string | null; customArgs: Record<string, string> }[];
+  subject: string | null;
+  /** the text/plain and text/html content values, null when absent */
+  text: string | null;
+  html: string | null;
+  attachments: { filename: string; type: string | null; disposition: string; contentId: string | null; bytes: number }[];
+  customArgs: Record<string, string>;
+  /** every recipient (to, cc and bcc of every personalization), lower-cased */
+  recipients: string[];
+  request: Record<string, unknown>;
 }
 
 export interface CallbackRecord {

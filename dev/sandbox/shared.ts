@@ -3,7 +3,7 @@
 // Twilio and SendGrid halves stay small and read like the APIs they imitate.
 import type http from "node:http";
 import { randomBytes } from "node:crypto";
-import type { CallbackRecord, CallbackSpec, OutcomeSpec, RecordedRequest } from "./api.ts";
+import type { CallbackRecord, CallbackSpec, CredentialStates, OutcomeSpec, RecordedRequest } from "./api.ts";
 
 /** What the sandbox does with one provider request. */
 export type Action =
@@ -13,7 +13,18 @@ export type Action =
   | { kind: "slow"; ms: number }
   | ({ kind: "error" } & import("./api.ts").ErrorOutcome);
 
-export type { CallbackRecord, CallbackSpec, ErrorOutcome, OutcomeSpec, ProviderKind, RecordedRequest } from "./api.ts";
+export type {
+  CallbackRecord,
+  CallbackSpec,
+  CredentialStates,
+  ErrorOutcome,
+  ForeignMessageSpec,
+  MailAddress,
+  OutcomeSpec,
+  ProviderKind,
+  RecordedRequest,
+  SentMail,
+} from "./api.ts";
 
 export function parseOutcome(spec: OutcomeSpec): Action {
   if (typeof spec === "object" && spec !== null) {
@@ -82,10 +93,20 @@ export class SandboxState {
   callbacks: CallbackRecord[] = [];
   behaviours = new Map<string, Behaviour>();
   faults: Fault[] = [];
+  /** account-wide: every REST call of a revoked (or forbidden) provider is refused */
+  credentials: Required<CredentialStates> = { twilio: "valid", sendgrid: "valid" };
   private seq = 0;
 
   nextSeq(): number {
     return ++this.seq;
+  }
+
+  setCredentials(states: CredentialStates): void {
+    if (states.twilio !== undefined && !["valid", "revoked"].includes(states.twilio)) throw new Error('twilio must be "valid" or "revoked"');
+    if (states.sendgrid !== undefined && !["valid", "revoked", "forbidden"].includes(states.sendgrid)) {
+      throw new Error('sendgrid must be "valid", "revoked" or "forbidden"');
+    }
+    this.credentials = { ...this.credentials, ...states };
   }
 
   /** Replaces the fault for `prefix`; no outcomes clears it. */
@@ -117,6 +138,7 @@ export class SandboxState {
       this.callbacks = [];
       this.behaviours.clear();
       this.faults = [];
+      this.credentials = { twilio: "valid", sendgrid: "valid" };
       return;
     }
     const key = recipientKey(to);

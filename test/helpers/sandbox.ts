@@ -4,10 +4,38 @@
 import { env } from "cloudflare:test";
 import { loadConfig, type Config } from "../../src/config";
 import type { OutboundMessage } from "../../src/providers/types";
-import { SANDBOX_CREDENTIALS, type CallbackRecord, type CallbackSpec, type OutcomeSpec, type RecordedRequest } from "../../dev/sandbox/api";
+import {
+  SANDBOX_CREDENTIALS,
+  type CallbackRecord,
+  type CallbackSpec,
+  type CredentialStates,
+  type ForeignMessageSpec,
+  type OutcomeSpec,
+  type RecordedRequest,
+  type SentMail,
+} from "../../dev/sandbox/api";
 
 export { SANDBOX_CREDENTIALS };
-export type { CallbackRecord, RecordedRequest };
+export type { CallbackRecord, RecordedRequest, SentMail };
+
+/** A Twilio Message resource as the sandbox stores it (Twilio's field names), plus what only the sandbox knows. */
+export interface SandboxTwilioMessage {
+  sid: string;
+  to: string;
+  from: string | null;
+  body: string;
+  status: string;
+  date_created: string;
+  date_sent: string | null;
+  price: string | null;
+  /** our message id, from the StatusCallback URL */
+  messageId: string | null;
+  /** inserted as another system's message */
+  foreign: boolean;
+  /** queued until released */
+  held: boolean;
+  [field: string]: unknown;
+}
 
 export const sandboxUrl = (): string => (env as unknown as { PROVIDER_SANDBOX_URL: string }).PROVIDER_SANDBOX_URL;
 
@@ -108,9 +136,50 @@ export async function rejection(promise: Promise<unknown>): Promise<import("../.
   throw new Error("expected the provider call to fail");
 }
 
-/** Twilio messages the sandbox accepted for a recipient (Twilio's JSON shape), oldest first. */
-export async function acceptedTwilioMessages(to: string): Promise<{ sid: string; body: string; status: string; from: string }[]> {
-  return (await control<{ twilio: { sid: string; body: string; status: string; from: string }[] }>("GET", `/__sandbox/messages?to=${encodeURIComponent(to)}`)).twilio;
+/** Twilio messages the sandbox accepted for a recipient (Twilio's JSON shape), oldest first; foreign ones left out. */
+export async function acceptedTwilioMessages(to: string): Promise<SandboxTwilioMessage[]> {
+  return (await twilioMessages(to)).filter((m) => !m.foreign);
+}
+
+/** Every Twilio message to a recipient, foreign ones included, oldest first. */
+export async function twilioMessages(to: string): Promise<SandboxTwilioMessage[]> {
+  return (await control<{ twilio: SandboxTwilioMessage[] }>("GET", `/__sandbox/messages?to=${encodeURIComponent(to)}`)).twilio;
+}
+
+/** Mails SendGrid accepted with this recipient among to, cc or bcc, parsed (subject, text, html, from, reply_to, cc, bcc). */
+export async function sentMails(to: string): Promise<SentMail[]> {
+  return (await control<{ sendgrid: SentMail[] }>("GET", `/__sandbox/messages?to=${encodeURIComponent(to)}`)).sendgrid;
+}
+
+/**
+ * Account-wide credentials: "revoked" makes every Twilio REST call answer 401 (20003) and SendGrid
+ * 401; SendGrid "forbidden" answers 403 (a key without mail.send). Restore with "valid".
+ */
+export function setCredentials(states: CredentialStates): Promise<unknown> {
+  return control("POST", "/__sandbox/credentials", states);
+}
+
+/** Sends the Twilio messages held for `to` (callbacks.hold); returns their sids. */
+export async function release(to: string): Promise<string[]> {
+  return (await control<{ released: string[] }>("POST", "/__sandbox/release", { to })).released;
+}
+
+/** A Twilio message as if another system on the same account had sent it: listed, never created by us. */
+export function insertForeignMessage(spec: ForeignMessageSpec): Promise<SandboxTwilioMessage> {
+  return control("POST", "/__sandbox/foreign-message", spec);
+}
+
+/** Basic auth the sandbox accepts for the Twilio account. */
+export const twilioAuthorization = (): string => `Basic ${btoa(`${SANDBOX_CREDENTIALS.twilioAccountSid}:${SANDBOX_CREDENTIALS.twilioAuthToken}`)}`;
+
+/** GET a Twilio Messages list (a path + query as next_page_uri gives it, or the query alone), raw. */
+export async function listTwilio(query: Record<string, string> | string): Promise<{ status: number; body: any }> {
+  const path =
+    typeof query === "string" && query.startsWith("/")
+      ? query
+      : `/2010-04-01/Accounts/${SANDBOX_CREDENTIALS.twilioAccountSid}/Messages.json?${new URLSearchParams(query).toString()}`;
+  const res = await fetch(`${sandboxUrl()}${path}`, { headers: { authorization: twilioAuthorization() } });
+  return { status: res.status, body: await res.json() };
 }
 
 /** Requests the sandbox received on paths that are neither Twilio's nor SendGrid's (callbacks posted to itself). */
