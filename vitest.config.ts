@@ -35,6 +35,9 @@ export default defineConfig({
           QUEUE_MAX_ATTEMPTS: "3",
           QUEUE_RETRY_DELAY: "0.1",
           QUEUE_RETRY_MAX_DELAY: "2",
+          // A paused provider is probed within seconds: first after 0.2 s, doubling up to 2 s.
+          CIRCUIT_PROBE_MIN_MS: "200",
+          CIRCUIT_PROBE_MAX_MS: "2000",
         },
       },
     })),
@@ -43,7 +46,8 @@ export default defineConfig({
     globalSetup: ["./test/node/global-setup.ts"],
     // The test files share one Postgres database and one Redis: run them one after another.
     fileParallelism: false,
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Ceilings, not budgets: tests wait on conditions, and a busy 2-core CI machine is slow, not wrong.
+    testTimeout: 180_000,
+    hookTimeout: 60_000,
   },
 });

@@ -6,9 +6,9 @@ import { base64, callProvider, parseJson, retryAfterSeconds, type HttpAnswer } f
 import { ProviderError, widen, type CandidateList, type OutboundMessage, type Provider, type SendResult, type Window } from "./types";
 
 const API_VERSION = "2010-04-01";
-/** Pages of LOOKUP_PAGE_SIZE messages between the pair examined before the list counts as unread. */
-const LOOKUP_MAX_PAGES = 5;
-const LOOKUP_PAGE_SIZE = 100;
+/** Pages of LOOKUP_PAGE_SIZE messages between the pair read before the list counts as unread. */
+export const LOOKUP_MAX_PAGES = 5;
+const LOOKUP_PAGE_SIZE = 1000;
 
 interface TwilioMessage {
   sid?: string;
@@ -105,16 +105,17 @@ export function createTwilio(config: Config): Provider {
 
     /**
      * Twilio's messages between the pair with this message's body and media count, created inside
-     * one of the ambiguous windows. Twilio's list can only filter on `DateSent`, which is empty while
-     * Twilio still holds a message, so the list is read unfiltered by date, newest first, until a
-     * whole page is older than the earliest window. Twilio's Message resource does not echo the
-     * StatusCallback URL, so our id cannot be matched here: attribution among identical messages is
-     * src/queue/reconcile.ts's job. Any failure is thrown as ambiguous: it did not rule anything out.
+     * one of the ambiguous windows. Twilio's list can filter only on `DateSent`, which is empty while
+     * Twilio still holds a message, and it sorts by `DateSent`: where messages without one go is not
+     * documented, so no page can be known to be the last that matters. The pair's whole list is read
+     * (1,000 a page); a pair with more than LOOKUP_MAX_PAGES pages counts as unread (`complete:
+     * false`) and attribution holds the message. Our id cannot be matched here (Twilio does not echo
+     * the StatusCallback URL): attribution among identical messages is src/queue/reconcile.ts's job.
+     * Any failure is thrown as ambiguous: it ruled nothing out.
      */
     async listCandidates(message: OutboundMessage, windows: Window[]): Promise<CandidateList> {
       if (!credentials || !accountSid) throw missingCredentials();
       const wide = windows.map((w) => widen(w, config.RECONCILE_CLOCK_SKEW_MS));
-      const earliest = Math.min(...wide.map((w) => w.startedAt));
       const query = new URLSearchParams();
       query.set("To", message.to);
       if (!config.TWILIO_MESSAGING_SERVICE_SID) query.set("From", message.from);
@@ -131,16 +132,13 @@ export function createTwilio(config: Config): Provider {
         }
         if (answer.status < 200 || answer.status > 299) throw asAmbiguous(twilioError(answer));
         const list = parseJson(answer.text) as { messages?: TwilioMessage[]; next_page_uri?: string | null } | undefined;
-        const listed = list?.messages ?? [];
-        for (const m of listed) {
+        for (const m of list?.messages ?? []) {
           const createdMs = Date.parse(m.date_created ?? "");
           if (m.sid && matches(m, message) && wide.some((w) => createdMs >= w.startedAt && createdMs <= w.endedAt)) {
             candidates.push({ sid: m.sid, status: m.status ?? "queued", createdMs });
           }
         }
-        // Newest first: a page whose every message was created and sent before the window ends the search.
-        const pastWindow = listed.every((m) => Date.parse(m.date_created ?? "") < earliest && (!m.date_sent || Date.parse(m.date_sent) < earliest));
-        if (!list?.next_page_uri || pastWindow) return { candidates, complete: true };
+        if (!list?.next_page_uri) return { candidates, complete: true };
         url = `${origin}${list.next_page_uri}`;
       }
       return { candidates, complete: false };

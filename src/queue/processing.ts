@@ -14,6 +14,7 @@ import { DatabaseError } from "../errors";
 import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { providerFor } from "../providers";
+import { LOOKUP_MAX_PAGES } from "../providers/twilio";
 import { ProviderError, type ErrorClass, type OutboundMessage, type Provider } from "../providers/types";
 import { recordMessage, recordProviderError } from "../services/metrics";
 import type { Row } from "../services/representation";
@@ -166,12 +167,10 @@ export class SubrequestBudget {
   }
 }
 
-/** At most this many pages are read by a reconcile lookup (src/providers/twilio.ts). */
-const LOOKUP_COST = 5;
 
 /** Subrequests one attempt may make: the call, each attachment fetched by us, a reconcile lookup. */
 export function attemptCost(message: Pick<OutboundMessage, "type" | "attachments" | "ambiguousAttempt">): number {
-  return 1 + (message.type === "email" ? message.attachments.length : 0) + (message.ambiguousAttempt ? LOOKUP_COST : 0);
+  return 1 + (message.type === "email" ? message.attachments.length : 0) + (message.ambiguousAttempt ? LOOKUP_MAX_PAGES : 0);
 }
 
 /** The provider call (or the reconcile lookup that spares it); never throws. */

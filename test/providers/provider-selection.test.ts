@@ -1,9 +1,10 @@
-// providerFor picks live or simulator per provider: PROVIDER_MODE when set, otherwise live exactly
-// when that provider's credentials are configured (API-CONTRACT §1.9).
+// providerFor picks live or simulator per provider: PROVIDER_MODE when set; in development, live
+// exactly when that provider's credentials are configured; outside development always live, and a
+// live provider without credentials is named as unavailable (sends of its types are refused).
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
-import { providerFor, providerModes } from "../../src/providers";
+import { providerFor, providerModes, providerUnavailable } from "../../src/providers";
 
 // Provider settings of the test environment itself are cleared, so each case states all of its own.
 const cleared = Object.fromEntries(
@@ -32,11 +33,25 @@ describe("provider selection", () => {
     expect(providerModes(config({ TWILIO_ACCOUNT_SID: twilioAuth.TWILIO_ACCOUNT_SID })).twilio).toBe("simulator");
   });
 
-  it("makes email live with a SendGrid key, and gives the live SendGrid client no lookup", () => {
+  it("makes email live with a SendGrid key, and gives the live SendGrid client no candidate list", () => {
     const provider = providerFor(config({ SENDGRID_API_KEY: "SG.key" }), "email");
     expect(provider).toMatchObject({ name: "sendgrid", mode: "live" });
-    expect(provider.lookup).toBeUndefined();
-    expect(providerFor(config(twilioAuth), "sms").lookup).toEqual(expect.any(Function));
+    expect(provider.listCandidates).toBeUndefined();
+    expect(providerFor(config(twilioAuth), "sms").listCandidates).toEqual(expect.any(Function));
+  });
+
+  it("never simulates outside development: a provider without credentials stays live and is named unavailable with what is missing", () => {
+    const production = config({ ...twilioAuth, ENVIRONMENT: "production" });
+    expect(providerModes(production)).toEqual({ twilio: "live", sendgrid: "live" });
+    expect(providerUnavailable(production, "sms")).toBeNull();
+    expect(providerUnavailable(production, "email")).toEqual({ provider: "sendgrid", missing: ["SENDGRID_API_KEY"] });
+    expect(providerUnavailable(config({ ENVIRONMENT: "production", TWILIO_ACCOUNT_SID: twilioAuth.TWILIO_ACCOUNT_SID }), "mms")).toEqual({
+      provider: "twilio",
+      missing: ["TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID + TWILIO_API_KEY_SECRET)"],
+    });
+    // Only an explicit PROVIDER_MODE simulates there.
+    expect(providerUnavailable(config({ ENVIRONMENT: "production", PROVIDER_MODE: "simulator" }), "email")).toBeNull();
+    expect(providerUnavailable(config(), "email")).toBeNull();
   });
 
   it("lets PROVIDER_MODE override the credentials either way", () => {

@@ -246,12 +246,12 @@ describe("SendGrid credentials that stop working", () => {
       await setCredentials({ sendgrid: "revoked" });
       const revoked = await mailSend(valid(to));
       expect([revoked.status, revoked.json]).toEqual([401, { errors: [{ message: "The provided authorization grant is invalid, expired, or revoked", field: null, help: null }] }]);
-      expect(await rejection(client.send(outbound({ type: "email", to })))).toMatchObject({ errorClass: "permanent", code: "unauthorized", opts: { httpStatus: 401 } });
+      expect(await rejection(client.send(outbound({ type: "email", to })))).toMatchObject({ errorClass: "credentials", code: "unauthorized", opts: { httpStatus: 401 } });
 
       await setCredentials({ sendgrid: "forbidden" });
       const forbidden = await mailSend(valid(to));
       expect([forbidden.status, forbidden.json]).toEqual([403, { errors: [{ field: null, message: "access forbidden" }] }]);
-      expect(await rejection(client.send(outbound({ type: "email", to })))).toMatchObject({ errorClass: "permanent", code: "forbidden", opts: { httpStatus: 403 } });
+      expect(await rejection(client.send(outbound({ type: "email", to })))).toMatchObject({ errorClass: "credentials", code: "forbidden", opts: { httpStatus: 403 } });
       expect(await sentMails(to)).toEqual([]);
     } finally {
       await setCredentials({ sendgrid: "valid" });

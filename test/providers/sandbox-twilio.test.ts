@@ -268,7 +268,7 @@ describe("per-message accounting", () => {
     const twilio = createTwilio(sandboxConfig());
     const message = outbound({ type: "sms", to });
     await twilio.send(message);
-    await twilio.lookup!(message);
+    await twilio.listCandidates!(message, [{ startedAt: Date.now() - 5000, endedAt: Date.now() }]);
     expect((await received(to)).map((r) => [r.method, r.messageId])).toEqual([
       ["POST", message.id],
       ["GET", null],
@@ -291,12 +291,12 @@ describe("Twilio credentials that stop working", () => {
     await setCredentials({ twilio: "revoked" });
     try {
       const refused = await rejection(twilio.send(message));
-      expect(refused).toMatchObject({ errorClass: "permanent", code: "20003", opts: { httpStatus: 401 } });
+      expect(refused).toMatchObject({ errorClass: "credentials", code: "20003", opts: { httpStatus: 401 } });
       const list = await fetch(`${sandboxUrl()}${ACCOUNT_PATH}/Messages.json?To=${encodeURIComponent(to)}`, { headers: { authorization: twilioAuthorization() } });
       expect(list.status).toBe(401);
       expect(list.headers.get("www-authenticate")).toBe('Basic realm="Twilio API"');
       expect(await list.json()).toEqual({ code: 20003, message: "Authenticate", more_info: "https://www.twilio.com/docs/errors/20003", status: 401 });
-      expect((await rejection(twilio.lookup!(message))).opts).toMatchObject({ httpStatus: 401, ambiguous: true });
+      expect((await rejection(twilio.listCandidates!(message, [{ startedAt: Date.now() - 5000, endedAt: Date.now() }]))).opts).toMatchObject({ httpStatus: 401, ambiguous: true });
       expect(await twilioMessages(to)).toEqual([]);
       expect((await received(to)).map((r) => r.outcome)).toEqual(["20003", "20003", "20003"]);
     } finally {

@@ -65,8 +65,8 @@ describe("SendGrid client requests", () => {
     expect(await received(to)).toHaveLength(0);
   });
 
-  it("has no lookup: SendGrid offers no cheap way to ask whether a mail was accepted", () => {
-    expect(createSendGrid(sandboxConfig()).lookup).toBeUndefined();
+  it("has no candidate list: SendGrid offers no cheap way to ask whether a mail was accepted", () => {
+    expect(createSendGrid(sandboxConfig()).listCandidates).toBeUndefined();
   });
 
   it("tells HTML bodies from text by the presence of a tag", () => {

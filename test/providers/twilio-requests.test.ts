@@ -87,10 +87,10 @@ describe("Twilio client requests", () => {
     expect((await received(slashed))[0]!.body).toMatchObject({ StatusCallback: `https://msg.example.com/api/v1/webhooks/twilio?message_id=${message.id}` });
   });
 
-  it("fails permanently without a network call when no Twilio credentials are configured", async () => {
+  it("fails with a credentials error (ours, never the message's) without a network call when no Twilio credentials are configured", async () => {
     const to = uniquePhone();
     const config = sandboxConfig({ TWILIO_AUTH_TOKEN: undefined });
-    await expect(createTwilio(config).send(outbound({ type: "sms", to }))).rejects.toMatchObject({ errorClass: "permanent", code: "not_configured" });
+    await expect(createTwilio(config).send(outbound({ type: "sms", to }))).rejects.toMatchObject({ errorClass: "credentials", code: "not_configured" });
     expect(await received(to)).toHaveLength(0);
   });
 });

@@ -1,13 +1,12 @@
 // Proves the worker with the real Twilio client against the provider sandbox (mocked only at
 // the HTTP boundary): retries with jittered backoff, reconcile after an ambiguous timeout, eviction
 // mid-batch, and signed status callbacks moving a message to delivered.
-import { env, evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sweep } from "../../src/index";
 import { call } from "../helpers/http";
-import { EMAIL, getJson, send, SMS } from "../helpers/fixtures";
+import { EMAIL, getJson, send, sendPending, SMS } from "../helpers/fixtures";
 import { acceptedTwilioMessages, producedCallbacks, programme, received, uniqueEmail, uniquePhone } from "../helpers/sandbox";
-import { messageStatus, settle, waitFor, worker } from "../helpers/worker";
+import { drainAll, dueNow, messageStatus, settle, waitFor, worker } from "../helpers/worker";
 import { sql } from "../helpers/db";
 
 async function events(id: string) {
@@ -31,17 +30,24 @@ describe("worker with the Twilio client and the sandbox", () => {
     expect(delays[1]).toBeLessThanOrEqual(0.24);
   });
 
-  it("accept-then-hang: the timeout is ambiguous, reconcile finds the message, it is sent exactly once", async () => {
+  it("accept-then-hang: the timeout is ambiguous, the retry waits for Twilio's callbacks, then reconcile finds the message and it is sent exactly once", async () => {
     const to = uniquePhone();
     await programme(to, ["accept-then-hang"]);
     const { body } = await send({ ...SMS, to });
-    const final = await settle(body.id, (m) => m.status === "sent" || m.status === "failed");
+    const waiting = await settle(body.id, (m) => m.status !== "pending" && m.status !== "sending");
+    expect(waiting).toMatchObject({ status: "retry", error: { code: "timeout" } });
+    // Status callbacks are requested (PUBLIC_BASE_URL): they carry our id and would settle it exactly.
+    const scheduled = (await events(body.id)).filter((e) => e.type === "retry_scheduled");
+    expect(scheduled.map((e) => e.data.delay_seconds)).toEqual([300]);
+    // None came (the sandbox holds them): once the window has passed, Twilio's list is asked.
+    await dueNow(body.id);
+    const final = await settle(body.id, (m) => m.status === "sent" || m.status === "failed" || m.status === "held");
     expect(final.status).toBe("sent");
     expect(await acceptedTwilioMessages(to)).toHaveLength(1);
     expect((await received(to)).filter((r) => r.method === "POST")).toHaveLength(1);
     const attempts = (await events(body.id)).filter((e) => e.type === "attempt");
     expect(attempts[0]!.data).toMatchObject({ outcome: "error", error_class: "timeout" });
-    expect(attempts.at(-1)!.data).toMatchObject({ outcome: "success" });
+    expect(attempts.at(-1)!.data).toMatchObject({ outcome: "success", reconciled: true, provider_called: false });
     expect(final.provider_message_id).toBe((await acceptedTwilioMessages(to))[0]!.sid);
   });
 
@@ -64,25 +70,52 @@ describe("worker with the Twilio client and the sandbox", () => {
     expect((await received(to)).filter((r) => r.method === "POST")).toHaveLength(1);
   });
 
-  it("a Durable Object evicted mid-batch: every message ends sent, each accepted by the provider exactly once", async () => {
+  it("a Durable Object evicted mid-batch of slow calls: every message ends sent, each accepted by the provider exactly once", async () => {
     const recipients = Array.from({ length: 6 }, () => uniquePhone());
+    // Slower than the provider timeout (1 s): each call is ambiguous, and Twilio accepts it later.
     for (const to of recipients) await programme(to, ["slow:1500"]);
     const sent = await Promise.all(recipients.map((to) => send({ ...SMS, to })));
     const ids = sent.map((s) => s.body.id as string);
     const stub = worker("sms:0");
     // Wait until the batch is in flight: claimed (sending), provider calls not yet answered.
-    await waitFor(() => sql<{ n: number }>(`select count(*)::int as n from messages where id = any($1::uuid[]) and status = 'sending'`, [ids]), (r) => r[0]!.n > 0, 5_000);
+    await waitFor(() => sql<{ n: number }>(`select count(*)::int as n from messages where id = any($1::uuid[]) and status = 'sending'`, [ids]), (r) => r[0]!.n > 0);
     await evictDurableObject(stub).catch(() => undefined);
 
-    // Whatever the eviction interrupted: rows left in `sending` are recovered by the sweep after
-    // the lease (time travel here), then looked up at the provider before any resend.
-    await new Promise((r) => setTimeout(r, 2000));
-    await sql(`update messages set updated_at = now() - interval '10 minutes' where id = any($1::uuid[]) and status = 'sending'`, [ids]);
-    await sweep(env);
-    for (const id of ids) await settle(id, (m) => m.status === "sent" || m.status === "failed", "sms", 30_000);
+    // Every one is an ambiguous retry waiting for callbacks; once that window passes, the
+    // provider's list says each was accepted, and none is sent again.
+    for (const id of ids) await settle(id, (m) => m.status === "retry");
+    for (const id of ids) await dueNow(id);
+    for (const id of ids) await settle(id, (m) => m.status === "sent" || m.status === "failed" || m.status === "held");
     const rows = await sql<{ status: string; n: number }>(`select status, count(*)::int as n from messages where id = any($1::uuid[]) group by status`, [ids]);
     expect(rows).toEqual([{ status: "sent", n: 6 }]);
     for (const to of recipients) expect(await acceptedTwilioMessages(to)).toHaveLength(1);
+    expect((await worker("sms:0").stats()).journal).toBe(0);
+  });
+
+  it("a shard that stopped with calls in flight records them as ambiguous on its next run, from its journal, without waiting for the lease", async () => {
+    const to = uniquePhone();
+    const { body } = await sendPending({ ...SMS, to });
+    // A worker claimed it and died mid-call: the row says sending, and the shard's journal says claimed.
+    await sql(`update messages set status = 'sending', attempts = 1, claim_seq = claim_seq + 1 where id = $1`, [body.id]);
+    const claimSeq = (await sql<{ claim_seq: number }>(`select claim_seq from messages where id = $1`, [body.id]))[0]!.claim_seq;
+    await runInDurableObject(worker("sms:0"), async (_instance, state) => {
+      state.storage.sql.exec(
+        "insert into journal (message_id, claim_seq, attempt, state, outcome, updated_at) values (?, ?, 1, 'claimed', null, ?)",
+        body.id,
+        claimSeq,
+        Date.now() - 2000,
+      );
+    });
+    await worker("sms:0").drain();
+    const recovered = await messageStatus(body.id);
+    expect(recovered).toMatchObject({ status: "retry", error: { code: "worker_stopped" }, attempts: 0 });
+    const attempt = (await events(body.id)).find((e) => e.type === "attempt")!;
+    expect(attempt.data).toMatchObject({ outcome: "error", error_class: "timeout", error_code: "worker_stopped", counted: false });
+    expect((await worker("sms:0").stats()).journal).toBe(0);
+    // Nothing reached the provider; after the callback window the list finds nothing and it is sent once.
+    await dueNow(body.id);
+    expect((await settle(body.id, (m) => m.status === "sent")).status).toBe("sent");
+    expect(await acceptedTwilioMessages(to)).toHaveLength(1);
   });
 
   it("signed status callbacks from the sandbox, reversed and repeated, leave one delivered message", async () => {
