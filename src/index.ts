@@ -4,7 +4,7 @@ import { loadConfig } from "./config";
 import { openDatabase } from "./db/client";
 import { errorFields, log } from "./log";
 import { openRedis } from "./queue/redis";
-import { runSweep } from "./queue/sweep";
+import { runSweep, type SweepOptions } from "./queue/sweep";
 
 export { QueueWorker } from "./objects/queue-worker";
 export { MetricsStore } from "./objects/metrics-store";
@@ -12,11 +12,11 @@ export { MetricsStore } from "./objects/metrics-store";
 const app = createApp();
 
 /** The cron's work: failures are logged; the next minute's sweep tries again. */
-export async function sweep(env: Env) {
+export async function sweep(env: Env, options: SweepOptions = {}) {
   const config = loadConfig(env);
   const db = openDatabase(config);
   try {
-    return await runSweep(env, config, openRedis(config), db);
+    return await runSweep(env, config, openRedis(config), db, options);
   } catch (error) {
     log("error", "sweep_failed", errorFields(error));
     throw error;
