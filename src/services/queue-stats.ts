@@ -51,6 +51,7 @@ export async function queueStats(deps: Deps) {
     deps.db().run<Row>(sql`
       select t.type,
              (select count(*)::int from dead_letters d where d.type = t.type) as dead_letters,
+             (select count(*)::int from messages m where m.type = t.type and m.status = 'held') as held,
              (select min(created_at) from messages m where m.type = t.type and m.status = 'pending') as oldest_pending
         from unnest(array['sms', 'mms', 'email']) as t(type)`),
   ]);
@@ -72,6 +73,8 @@ export async function queueStats(deps: Deps) {
       pending: groupPending(groups),
       retry_scheduled: Number(retryScheduled ?? 0),
       dead_letters: Number(db?.dead_letters ?? 0),
+      /** messages an ambiguous attempt left unattributable: waiting for a callback or an operator */
+      held: Number(db?.held ?? 0),
       oldest_pending_age_seconds: ageSeconds(candidates.length ? Math.min(...candidates) : null, now),
       worker_heartbeat_age_seconds: ageSeconds(heartbeat ? Number(heartbeat) : null, now),
       processed_total: Number(counters[`${type}:processed`] ?? 0),

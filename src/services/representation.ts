@@ -9,7 +9,7 @@ export function iso(value: unknown): string | null {
 
 export function toMessage(row: Row) {
   const status = row.status as string;
-  const hasError = ["retry", "failed", "undelivered"].includes(status) && row.error_code != null;
+  const hasError = ["retry", "failed", "undelivered", "held"].includes(status) && row.error_code != null;
   return {
     id: row.id as string,
     conversation_id: row.conversation_id as string,

@@ -262,7 +262,7 @@ describe("queue stats", () => {
     expect(res.status).toBe(200);
     for (const type of ["sms", "mms", "email"]) {
       expect(Object.keys(body.queues[type]).sort()).toEqual(
-        ["dead_letters", "failed_total", "oldest_pending_age_seconds", "pending", "processed_total", "retry_scheduled", "stream", "stream_length", "worker_heartbeat_age_seconds"].sort(),
+        ["dead_letters", "failed_total", "held", "oldest_pending_age_seconds", "pending", "processed_total", "retry_scheduled", "stream", "stream_length", "worker_heartbeat_age_seconds"].sort(),
       );
       expect(body.queues[type].stream).toBe(`message_queue:${type}`);
     }
