@@ -174,7 +174,18 @@ const GenericRoute = defineRoute({
   request: {
     params: z.object({ provider: z.enum(WEBHOOK_PROVIDERS).openapi({ example: "twilio" }) }),
     headers: TwilioHeaders.extend(SendgridHeaders.shape),
-    body: { required: true, content: { ...TWILIO_BODY, ...SENDGRID_BODY, "application/json": { schema: { oneOf: [payload("TwilioTestMessage").schema, payload("SendgridWebhookJson").schema] } } } },
+    body: {
+      required: true,
+      content: {
+        ...TWILIO_BODY,
+        ...SENDGRID_BODY,
+        "application/json": {
+          // the path, not the body, says which provider it is
+          schema: { anyOf: [payload("TwilioTestMessage").schema, payload("SendgridWebhookJson").schema] },
+          examples: { twilio: { summary: "provider twilio", value: TWILIO_BODY["application/json"].example }, ...SENDGRID_BODY["application/json"].examples },
+        },
+      },
+    },
   },
   responses: json("Processed, a duplicate, or ignored.", WebhookSummary),
   errors: { ...WEBHOOK_ERRORS, 400: { ...WEBHOOK_ERRORS[400], description: `${UNKNOWN_PROVIDER(WEBHOOK_PROVIDERS).description} Or: ${WEBHOOK_ERRORS[400].description}` } },
