@@ -95,7 +95,7 @@ export interface ErrorDoc {
   details?: z.ZodType;
 }
 
-export const VALIDATION_ERROR: ErrorDoc = {
+const VALIDATION_ERROR: ErrorDoc = {
   description: "A request field breaks its schema's rules; `details` lists every issue in the request's field order.",
   example: { error: "validation_error", message: "Invalid UUID", details: [{ path: "path.message_id", message: "Invalid UUID" }] },
 };

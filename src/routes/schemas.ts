@@ -274,11 +274,11 @@ export const LegacyWebhookResult = z
 // ---------------------------------------------------------------------------------------------
 // Probes (§8)
 
-export const DependencyCheck = z
+const DependencyCheck = z
   .object({ status: z.enum(["healthy", "unhealthy"]), latency_ms: z.number().min(0) })
   .openapi("DependencyCheck", { example: { status: "healthy", latency_ms: 1.42 } });
 
-export const RedisCheck = DependencyCheck.extend({
+const RedisCheck = DependencyCheck.extend({
   sweep_heartbeat_age_seconds: z.number().min(0).nullable().optional().openapi({ description: "Seconds since the cron sweep last ran (absent when Redis is down)." }),
 }).openapi("RedisCheck", { example: { status: "healthy", latency_ms: 0.87, sweep_heartbeat_age_seconds: 31.2 } });
 

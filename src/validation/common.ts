@@ -35,7 +35,7 @@ export const requestRegion: Region = () => getContext<AppEnv>().var.config.DEFAU
 const PARTS: Record<string, string> = { json: "body", form: "body", query: "query", param: "path", header: "header", cookie: "cookie" };
 
 /** `body.to`, `query.limit`, `path.message_id`, `header.idempotency-key` (header names are case-insensitive). */
-export function fieldIssues(target: string, error: z.ZodError): FieldIssue[] {
+function fieldIssues(target: string, error: z.ZodError): FieldIssue[] {
   const part = PARTS[target] ?? target;
   return error.issues.map((issue) => {
     const path = [part, ...issue.path.map(String)].join(".");
@@ -67,6 +67,20 @@ export function inFieldOrder(issues: { path?: PropertyKey[] }[], fields: readonl
   issues.sort((a, b) => rank(a) - rank(b));
 }
 
+/**
+ * A body is dispatched on one of its fields. When that cannot be done (the field is missing or
+ * unknown), `fallback` checks the request instead, with every rule that does not need the
+ * missing part, and the request fails with its issues; `documented` is the schema of a request that
+ * can be dispatched, and the document's.
+ */
+export function dispatched<S extends z.ZodType>(fallback: (input: unknown) => z.ZodType | undefined, documented: S) {
+  return z.preprocess((input, ctx) => {
+    const schema = fallback(input);
+    if (schema) for (const issue of schema.safeParse(input).error?.issues ?? []) ctx.addIssue({ ...issue, code: "custom" });
+    return input;
+  }, documented);
+}
+
 /** Object-level rules that must run even when a field failed (the details list every problem). */
 export const ALWAYS = { when: () => true } as const;
 
@@ -75,7 +89,7 @@ export const ALWAYS = { when: () => true } as const;
 
 const lower = (value: string) => value.toLowerCase();
 
-export const Uuid = z.guid({ error: "Invalid UUID" }).openapi({ example: "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f" });
+const Uuid = z.guid({ error: "Invalid UUID" }).openapi({ example: "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f" });
 
 /** A UUID path or query value, lower-cased. */
 export const uuidValue = () => Uuid.transform(lower);

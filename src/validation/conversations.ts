@@ -8,6 +8,7 @@ import { normalizeLoose } from "./address";
 import {
   ALWAYS,
   booleanQuery,
+  dispatched,
   inFieldOrder,
   isPlainObject,
   maxChars,
@@ -20,7 +21,7 @@ import {
   requestRegion,
   uuidValue,
 } from "./common";
-import { ADDRESS_DOCS, address, dispatched, OBJECT_BODY } from "./messages";
+import { ADDRESS_DOCS, address, OBJECT_BODY } from "./messages";
 
 const CREATE_FIELDS = ["type", "channel_type", "", "participant_from", "participant_to", "title", "metadata"] as const;
 
@@ -90,7 +91,7 @@ function dispatchable(input: unknown): boolean {
 }
 
 /** POST /api/v1/conversations: the channel (email when absent) chooses the participants' schema. */
-export function createConversationRequest(region: Region) {
+function createConversationRequest(region: Region) {
   const typed = z.discriminatedUnion("channel_type", [createVariant("phone", region), createVariant("email", region)]);
   return dispatched((input) => (dispatchable(input) ? undefined : incomplete), typed)
     .transform(

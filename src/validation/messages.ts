@@ -7,6 +7,7 @@ import { MESSAGE_STATUSES, MESSAGE_TYPES } from "../db/schema";
 import { type Channel, normalizeEmail, normalizePhone } from "./address";
 import {
   ALWAYS,
+  dispatched,
   inFieldOrder,
   isPlainObject,
   maxChars,
@@ -21,9 +22,9 @@ import {
   uuidValue,
 } from "./common";
 
-export const SMS_BODY_MAX_CHARS = 1600;
-export const EMAIL_BODY_MAX_BYTES = 102_400;
-export const MAX_ATTACHMENTS = 10;
+const SMS_BODY_MAX_CHARS = 1600;
+const EMAIL_BODY_MAX_BYTES = 102_400;
+const MAX_ATTACHMENTS = 10;
 const MAX_URL_LENGTH = 2048;
 
 /** What every message carries, whichever way it travels (send, provider call, inbound webhook). */
@@ -45,7 +46,7 @@ export const OBJECT_BODY = "Request body must be a JSON object";
 const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type"] as const;
 
 /** "Field required" when the key is absent, else the field's own message. */
-export const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
+const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
 
 type Group = "phone" | "email";
 const groupOf = (channel: Channel): Group => (channel === "email" ? "email" : "phone");
@@ -188,25 +189,11 @@ function sendVariant(channel: Channel, region: Region) {
     .openapi(name, { example: EXAMPLES[channel] });
 }
 
-/**
- * A body is dispatched on one of its fields. When that cannot be done (the field is missing or
- * unknown), `fallback` checks the request instead, with every rule that does not need the
- * missing part, and the request fails with its issues; `documented` is the schema of a request that
- * can be dispatched, and the document's.
- */
-export function dispatched<S extends z.ZodType>(fallback: (input: unknown) => z.ZodType | undefined, documented: S) {
-  return z.preprocess((input, ctx) => {
-    const schema = fallback(input);
-    if (schema) for (const issue of schema.safeParse(input).error?.issues ?? []) ctx.addIssue({ ...issue, code: "custom" });
-    return input;
-  }, documented);
-}
-
 const isChannel = (value: unknown): value is Channel => (MESSAGE_TYPES as readonly unknown[]).includes(value);
 const TYPE_MESSAGE = `type must be one of: ${MESSAGE_TYPES.join(", ")}`;
 
 /** POST /api/v1/messages/send: the type chooses the schema. */
-export function sendRequest(region: Region) {
+function sendRequest(region: Region) {
   const untyped = z
     .object(
       {
@@ -242,7 +229,7 @@ function legacyPhoneType(value: { type?: "sms" | "mms"; attachments?: unknown })
 }
 
 /** POST /api/messages/sms: an SMS, or an MMS when the body says so or carries attachments. */
-export function legacySmsRequest(region: Region) {
+function legacySmsRequest(region: Region) {
   return z
     .object(
       {
@@ -266,7 +253,7 @@ export function legacySmsRequest(region: Region) {
 }
 
 /** POST /api/messages/email. */
-export function legacyEmailRequest(region: Region) {
+function legacyEmailRequest(region: Region) {
   return z
     .object({ ...typedFields("email", region), timestamp: LegacyTimestamp }, { error: OBJECT_BODY })
     .superRefine(sendRules, ALWAYS)
@@ -284,7 +271,7 @@ export function validateSend(body: unknown, region: string): SendInput {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading and changing messages
+// The routes' schemas
 
 export const SendBody = sendRequest(requestRegion);
 export const LegacySmsBody = legacySmsRequest(requestRegion);
