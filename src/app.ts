@@ -1,6 +1,7 @@
 // The Hono app: the contract's processing order (§1.2) as middleware, one error envelope, and the
 // route modules mounted on it.
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { contextStorage } from "hono/context-storage";
 import { cors } from "hono/cors";
 import type { Context, MiddlewareHandler } from "hono";
 import { ConfigError, configurationProblems, loadConfig, type Config } from "./config";
@@ -21,6 +22,7 @@ import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
 import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
+import { rejectInvalid } from "./validation/common";
 
 const CORRELATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
 /** The backstop fires this long after the deadline, so that a route bounded by it answers first. */
@@ -80,8 +82,12 @@ export function runAfterResponse(c: Context, work: Promise<unknown>) {
 }
 
 export function createApp() {
-  const app = new OpenAPIHono<AppEnv>({ strict: false });
+  // Every route validates its request with its own schemas; a part that fails them is a 422.
+  const app = new OpenAPIHono<AppEnv>({ strict: false, defaultHook: rejectInvalid });
   const routes = new RouteTable();
+
+  // The request's context for the schemas that need its configuration (the phone region).
+  app.use("*", contextStorage());
 
   // Request id first, so that every answer (errors included) carries it.
   app.use("*", async (c, next) => {
@@ -156,9 +162,11 @@ export function createApp() {
   registerWebhookRoutes(app);
   registerOpenApi(app);
 
-  for (const route of app.routes) {
-    if (route.method === "ALL") continue;
-    routes.add(route.method, route.path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"));
+  // A route's validators and handler are separate entries of app.routes: each route counts once.
+  const served = new Set(app.routes.filter((route) => route.method !== "ALL").map((route) => `${route.method} ${route.path}`));
+  for (const route of served) {
+    const [method, path] = route.split(" ") as [string, string];
+    routes.add(method, path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"));
   }
 
   app.notFound(() => {

@@ -1,6 +1,5 @@
 // Proves the ops routes (§8, §10 cases 58-60): dependencies, metrics, OpenAPI and docs.
 import { describe, expect, it } from "vitest";
-import { DOCUMENTED_ROUTES } from "../src/openapi";
 import { createApp } from "../src/app";
 import { call } from "./helpers/http";
 import { send, SMS } from "./helpers/fixtures";
@@ -48,11 +47,12 @@ describe("ops routes", () => {
     expect(doc.paths).toHaveProperty("/api/v1/messages/send");
     expect(doc.paths).toHaveProperty("/api/v1/webhooks/twilio");
     expect(doc.paths["/api/v1/messages/send"].post.security).toEqual([{ bearerAuth: [] }]);
+    const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
     const app = createApp();
     const undocumented = app.routes
       .filter((r) => r.method !== "ALL" && !["/openapi.json", "/docs"].includes(r.path))
       .map((r) => `${r.method} ${r.path.replace(/:([a-z_]+)/g, "{$1}")}`)
-      .filter((route) => !DOCUMENTED_ROUTES.includes(route));
+      .filter((route) => !documented.includes(route));
     expect(undocumented).toEqual([]);
   });
 

@@ -44,15 +44,6 @@ export async function readBodyBytes(request: Request, limit: number): Promise<Ui
   return bytes;
 }
 
-const rawBodies = new WeakMap<Request, Uint8Array>();
-
-export async function enforceBodyRules(c: AppContext, policy: RoutePolicy): Promise<void> {
-  if (!policy.jsonBody) return;
-  const bytes = await readBodyBytes(c.req.raw, MAX_BODY_BYTES);
-  if (!isJsonContentType(c.req.header("content-type"))) throw unsupportedMediaType();
-  rawBodies.set(c.req.raw, bytes);
-}
-
 const bodyError = (message: string) => new AppError(422, "validation_error", message, [{ path: "body", message }]);
 
 /** Postgres text and jsonb cannot hold U+0000: such input is refused here, not as a 5xx later. */
@@ -65,16 +56,27 @@ export function containsNul(value: unknown, depth = 0): boolean {
   return false;
 }
 
-/** The JSON body of a JSON route, parsed; 422 with path `body` when it does not parse. */
-export function jsonBody(c: AppContext): unknown {
-  const bytes = rawBodies.get(c.req.raw) ?? new Uint8Array();
-  const text = new TextDecoder().decode(bytes);
+/**
+ * A JSON route's body, in the contract's order: size (413), content type (415), JSON (422 on
+ * `body`), NUL characters (422 on `body`). The parsed value is then handed to the route's body
+ * schema: the request is presented as the `application/json` it was accepted as (also when it came
+ * without a Content-Type, or with a `+json` type Hono's validator does not read), with its JSON
+ * already parsed.
+ */
+export async function enforceBodyRules(c: AppContext, policy: RoutePolicy): Promise<void> {
+  if (!policy.jsonBody) return;
+  const raw = c.req.raw;
+  const bytes = await readBodyBytes(raw, MAX_BODY_BYTES);
+  if (!isJsonContentType(c.req.header("content-type"))) throw unsupportedMediaType();
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw bodyError("Request body must be valid JSON");
   }
   if (containsNul(parsed)) throw bodyError("Strings must not contain NUL (U+0000) characters");
-  return parsed;
+  const headers = new Headers(raw.headers);
+  headers.set("content-type", "application/json");
+  c.req.raw = new Request(raw.url, { method: raw.method, headers, body: bytes, signal: raw.signal });
+  c.req.bodyCache.json = Promise.resolve(parsed);
 }

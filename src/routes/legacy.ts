@@ -1,19 +1,20 @@
 // Legacy routes (API-CONTRACT §7): the pre-v1 shapes over the same services.
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../http/context";
+import { defineRoute } from "../openapi";
 import { listConversations } from "../services/conversations";
 import { listMessages } from "../services/messages";
 import type { Conversation, Message } from "../services/representation";
-import { normalizeLoose } from "../validation/address";
-import { Issues, parsePage, UUID } from "../validation/common";
-import { sendFromRequest } from "./messages";
+import { pageQuery, querySchema, UUID } from "../validation/common";
+import { LegacyConversationListQuery } from "../validation/conversations";
+import { IdempotencyHeaders, LegacyEmailBody, LegacySmsBody } from "../validation/messages";
+import { IDEMPOTENCY_CONFLICT, REPLAYED_HEADER, SEND_VALIDATION_ERROR, sendFromRequest } from "./messages";
+import { LegacyConversationList, LegacyMessageList, LegacySendResult } from "./schemas";
 
 const legacyResult = (message: Message) => ({
   status: 200 as const,
   body: { status: "success", message_id: message.id, conversation_id: message.conversation_id, type: message.type, provider: message.provider },
 });
-
-const timestampMetadata = (body: Record<string, unknown>) => (typeof body.timestamp === "string" ? { timestamp: body.timestamp } : {});
 
 const legacyConversation = (c: Conversation) => ({
   id: c.id,
@@ -41,40 +42,93 @@ const legacyMessage = (m: Message) => ({
   sent_at: m.sent_at,
 });
 
-export function registerLegacyRoutes(app: OpenAPIHono<AppEnv>) {
-  app.post("/api/messages/sms", (c) =>
-    sendFromRequest(
-      c,
-      "legacy",
-      (body) => {
-        if (body.type === "sms" || body.type === "mms") return body.type;
-        return Array.isArray(body.attachments) && body.attachments.length > 0 ? "mms" : "sms";
+const sendResponses = {
+  200: {
+    description: "Stored and queued (or sent inline in sync mode).",
+    headers: REPLAYED_HEADER,
+    content: { "application/json": { schema: LegacySendResult } },
+  },
+};
+
+const SmsRoute = defineRoute({
+  method: "post",
+  path: "/api/messages/sms",
+  operationId: "legacySendSms",
+  summary: "Legacy: send an SMS or MMS",
+  tags: ["legacy"],
+  request: {
+    headers: IdempotencyHeaders,
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: LegacySmsBody,
+          example: { from: "+12016661234", to: "+18045551234", type: "sms", body: "Hi", attachments: null, timestamp: "2024-11-01T14:00:00Z" },
+        },
       },
-      legacyResult,
-      timestampMetadata,
-    ),
-  );
+    },
+  },
+  responses: sendResponses,
+  errors: { 409: IDEMPOTENCY_CONFLICT, 422: SEND_VALIDATION_ERROR },
+});
 
-  app.post("/api/messages/email", (c) => sendFromRequest(c, "legacy", () => "email", legacyResult, timestampMetadata));
+const EmailRoute = defineRoute({
+  method: "post",
+  path: "/api/messages/email",
+  operationId: "legacySendEmail",
+  summary: "Legacy: send an email",
+  tags: ["legacy"],
+  request: {
+    headers: IdempotencyHeaders,
+    body: {
+      required: true,
+      content: { "application/json": { schema: LegacyEmailBody, example: { from: "a@example.com", to: "b@example.com", body: "Hi", timestamp: "2024-11-01T14:00:00Z" } } },
+    },
+  },
+  responses: sendResponses,
+  errors: { 409: IDEMPOTENCY_CONFLICT, 422: SEND_VALIDATION_ERROR },
+});
 
-  app.get("/api/conversations", async (c) => {
-    const query = c.req.query();
-    const issues = new Issues();
-    const page = parsePage(query, issues, 100, 50);
-    issues.throwIfAny();
-    const participant = query.participant ? normalizeLoose(query.participant, c.get("config").DEFAULT_PHONE_REGION) : undefined;
-    const result = await listConversations(c.get("deps"), { participant }, page);
-    return c.json({ ...result, conversations: result.conversations.map(legacyConversation) });
+const ConversationsRoute = defineRoute({
+  method: "get",
+  path: "/api/conversations",
+  operationId: "legacyListConversations",
+  summary: "Legacy: list conversations",
+  tags: ["legacy"],
+  request: { query: LegacyConversationListQuery },
+  responses: { 200: { description: "A page of conversations in the legacy shape.", content: { "application/json": { schema: LegacyConversationList } } } },
+});
+
+const MessagesRoute = defineRoute({
+  method: "get",
+  path: "/api/conversations/{id}/messages",
+  operationId: "legacyListConversationMessages",
+  summary: "Legacy: a conversation's messages",
+  description: "The one exception to the UUID rule: an unknown or malformed id is an empty list, not a 404 or 422.",
+  tags: ["legacy"],
+  request: {
+    params: z.object({ id: z.string().openapi({ description: "The conversation's id.", example: "0190a5c2-7b1d-7a11-8e2f-5c6d7e8f9a0b" }) }),
+    query: querySchema(pageQuery(100, 50)),
+  },
+  responses: { 200: { description: "A page of the conversation's messages, newest first.", content: { "application/json": { schema: LegacyMessageList } } } },
+});
+
+export function registerLegacyRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(SmsRoute, (c) => sendFromRequest(c, "legacy", c.req.valid("json"), c.req.valid("header")["Idempotency-Key"], legacyResult));
+
+  app.openapi(EmailRoute, (c) => sendFromRequest(c, "legacy", c.req.valid("json"), c.req.valid("header")["Idempotency-Key"], legacyResult));
+
+  app.openapi(ConversationsRoute, async (c) => {
+    const { participant, limit, offset } = c.req.valid("query");
+    const result = await listConversations(c.get("deps"), { participant }, { limit, offset });
+    return c.json({ ...result, conversations: result.conversations.map(legacyConversation) }, 200);
   });
 
-  app.get("/api/conversations/:id/messages", async (c) => {
-    const id = c.req.param("id");
-    const issues = new Issues();
-    const page = parsePage(c.req.query(), issues, 100, 50);
-    issues.throwIfAny();
-    // The one exception to the UUID rule (§7.6): an unknown or malformed id is an empty list.
-    if (!UUID.test(id)) return c.json({ messages: [], total: 0, conversation_id: id, limit: page.limit, offset: page.offset });
+  app.openapi(MessagesRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const page = c.req.valid("query");
+    if (!UUID.test(id)) return c.json({ messages: [], total: 0, conversation_id: id, limit: page.limit, offset: page.offset }, 200);
     const result = await listMessages(c.get("deps"), { conversationId: id.toLowerCase() }, page);
-    return c.json({ messages: result.messages.map(legacyMessage), total: result.total, conversation_id: id, limit: page.limit, offset: page.offset });
+    return c.json({ messages: result.messages.map(legacyMessage), total: result.total, conversation_id: id, limit: page.limit, offset: page.offset }, 200);
   });
 }

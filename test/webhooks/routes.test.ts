@@ -20,6 +20,7 @@ import {
   uniqueId,
 } from "../helpers/webhooks";
 import { freshPair } from "../helpers/fixtures";
+import { sql as raw } from "../helpers/db";
 
 /** A fresh pair as Twilio names the fields. */
 function twilioPair() {
@@ -164,18 +165,19 @@ describe("webhook metrics", () => {
 
 describe("a delivery that fails with 5xx", () => {
   // A trigger that fails the effect's last write stands in for any failure after the dedupe insert.
+  // Several commands in one string: the simple query protocol of the test's own pool, not the app's client.
   const failOn = (field: string, value: string) =>
-    query(sql.raw(`
+    raw(`
       create or replace function webhook_test_fail() returns trigger language plpgsql as $$
       begin
         if new.data->>'${field}' = '${value}' then raise exception 'injected failure'; end if;
         return new;
       end $$;
       drop trigger if exists webhook_test_fail on message_events;
-      create trigger webhook_test_fail before insert on message_events for each row execute function webhook_test_fail();`));
+      create trigger webhook_test_fail before insert on message_events for each row execute function webhook_test_fail();`);
 
   afterEach(async () => {
-    await query(sql.raw(`drop trigger if exists webhook_test_fail on message_events; drop function if exists webhook_test_fail();`));
+    await raw(`drop trigger if exists webhook_test_fail on message_events; drop function if exists webhook_test_fail();`);
   });
 
   it("stores nothing, not even its dedupe record, so the redelivery creates the message", async () => {
@@ -188,7 +190,7 @@ describe("a delivery that fails with 5xx", () => {
     expect(await messagesWithProviderId(sid)).toHaveLength(0);
     expect(await query(sql`select 1 from processed_webhook_events where event_key like ${`%${sid}%`}`)).toHaveLength(0);
 
-    await query(sql.raw(`drop trigger webhook_test_fail on message_events`));
+    await raw(`drop trigger webhook_test_fail on message_events`);
     const retried = await postTwilioForm("/api/v1/webhooks/twilio", form);
     expect(retried.status).toBe(200);
     expect(await messagesWithProviderId(sid)).toHaveLength(1);
@@ -208,7 +210,7 @@ describe("a delivery that fails with 5xx", () => {
     expect((await messageOf(email.id)).status).toBe("sent");
     expect((await eventsOf(email.id)).filter((e) => e.type === "callback_received").map((e) => e.data.provider_event_id)).toEqual([first]);
 
-    await query(sql.raw(`drop trigger webhook_test_fail on message_events`));
+    await raw(`drop trigger webhook_test_fail on message_events`);
     const retried = await postJson("/api/v1/webhooks/generic/sendgrid", batch);
     expect((await retried.json<any>()).result).toMatchObject({ received: 3, applied: 1, duplicates: 1 });
     expect((await messageOf(email.id)).status).toBe("delivered");
