@@ -17,6 +17,7 @@ export default defineConfig({
           TEST_RTT_MS: String(inject("rttMs")),
           TEST_RTT_NEON_WS_PROXY: inject("rttNeonWsProxy"),
           TEST_RTT_UPSTASH_REDIS_REST_URL: inject("rttRedisRestUrl"),
+          TEST_BLACKHOLE: inject("blackholeUrl"),
           // The real Twilio and SendGrid clients against the provider sandbox: providers are mocked
           // at the HTTP boundary only. API-key auth, so webhooks need no signature unless a test
           // sets TWILIO_AUTH_TOKEN. The sandbox answers the simulator's magic recipients alike.

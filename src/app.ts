@@ -40,6 +40,7 @@ export function errorResponse(c: Context, error: unknown): Response {
   if (error instanceof DependencyError) {
     log("error", "dependency_unavailable", { request_id: requestId, dependency: error.dependency, ...errorFields(error) });
     const message = error.dependency === "database" ? "Database is unavailable" : "Redis is unavailable";
+    c.header("Retry-After", "1");
     return c.json({ error: "service_unavailable", message, details: null }, 503);
   }
   log("error", "unhandled_error", { request_id: requestId, ...errorFields(error), stack: error instanceof Error ? error.stack : undefined });

@@ -35,7 +35,7 @@ export const conflict = (message: string, headers: Record<string, string> = {}) 
 export const unauthorized = (message: string) =>
   new AppError(401, "unauthorized", message, null, { "WWW-Authenticate": "Bearer" });
 export const serviceUnavailable = (message: string, details: unknown = null) =>
-  new AppError(503, "service_unavailable", message, details);
+  new AppError(503, "service_unavailable", message, details, { "Retry-After": "1" });
 export const payloadTooLarge = (limit: number) =>
   new AppError(413, "payload_too_large", `Request body must be at most ${limit} bytes`);
 export const unsupportedMediaType = (message = "Content-Type must be application/json") =>

@@ -21,8 +21,10 @@ import * as schema from "./schema";
 export type Db = NeonDatabase<typeof schema>;
 
 export interface RunOptions {
-  /** the statement's own limit, enforced by Postgres; the client waits a little longer (default DB_TIMEOUT_MS) */
+  /** the statement's own limit, enforced by Postgres (default DB_TIMEOUT_MS, within the deadline) */
   timeoutMs?: number;
+  /** how long the client waits for the answer; longer than `timeoutMs` (default: 1 s longer, within the deadline) */
+  answerWithinMs?: number;
   /** also give up waiting for a row lock after this long (SQLSTATE 55P03) */
   lockTimeoutMs?: number;
 }
@@ -137,15 +139,17 @@ export function openDatabase(config: Config, deadline?: number): Database {
 
   return {
     async run<T>(query: SQL, options: RunOptions = {}) {
-      const timeoutMs = options.timeoutMs ?? boundedTimeout(config.DB_TIMEOUT_MS, deadline === undefined ? undefined : deadline - ANSWER_MARGIN_MS);
+      // Postgres gives up first, then the client: a statement that timed out was rolled back.
+      const answerWithinMs = options.answerWithinMs ?? boundedTimeout(config.DB_TIMEOUT_MS + ANSWER_MARGIN_MS, deadline);
+      const timeoutMs = options.timeoutMs ?? Math.max(50, Math.min(config.DB_TIMEOUT_MS, answerWithinMs - Math.min(ANSWER_MARGIN_MS, answerWithinMs / 3)));
       try {
         if (config.DATABASE_TRANSPORT === "websocket") {
-          return await withDeadline(runOverPool<T>(query, timeoutMs, options.lockTimeoutMs), timeoutMs + ANSWER_MARGIN_MS);
+          return await withDeadline(runOverPool<T>(query, timeoutMs, options.lockTimeoutMs), answerWithinMs);
         }
         const { sql: text, params } = dialect.sqlToQuery(query);
         const limits = dialect.sqlToQuery(setLimits(timeoutMs, options.lockTimeoutMs));
         const results = await http.transaction([http.query(limits.sql, limits.params), http.query(text, params)], {
-          fetchOptions: { signal: AbortSignal.timeout(timeoutMs + ANSWER_MARGIN_MS) },
+          fetchOptions: { signal: AbortSignal.timeout(answerWithinMs) },
         });
         return results[1] as T[];
       } catch (error) {

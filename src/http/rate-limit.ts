@@ -11,6 +11,9 @@ import type { AppContext } from "./context";
 
 const limiters = new WeakMap<Config, Ratelimit>();
 
+/** The limiter fails open, and quickly: it must leave the request most of its deadline. */
+const limiterTimeout = (config: Config) => Math.min(config.REDIS_TIMEOUT_MS, Math.floor(config.REQUEST_DEADLINE_MS / 5));
+
 function limiterFor(config: Config): Ratelimit {
   let limiter = limiters.get(config);
   if (!limiter) {
@@ -21,7 +24,7 @@ function limiterFor(config: Config): Ratelimit {
       enableTelemetry: false,
     // Explicit pipelines and scripts only: a request count we can reason about, and no shared failure.
     enableAutoPipelining: false,
-      signal: () => AbortSignal.timeout(config.REDIS_TIMEOUT_MS),
+      signal: () => AbortSignal.timeout(limiterTimeout(config)),
     });
     limiter = new Ratelimit({
       redis,
@@ -29,7 +32,7 @@ function limiterFor(config: Config): Ratelimit {
       prefix: "ratelimit",
       // Decisions must be service-wide; a per-isolate cache of blocked clients would disagree with Redis.
       ephemeralCache: false,
-      timeout: config.REDIS_TIMEOUT_MS,
+      timeout: limiterTimeout(config),
       analytics: false,
     });
     limiters.set(config, limiter);

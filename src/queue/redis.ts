@@ -14,7 +14,9 @@ export function openRedis(config: Config, deadline?: number): Redis {
     // Explicit pipelines and scripts only: a request count we can reason about, and no shared failure.
     enableAutoPipelining: false,
     automaticDeserialization: false,
-    signal: () => AbortSignal.timeout(boundedTimeout(config.REDIS_TIMEOUT_MS, deadline)),
+    // Within a request, a Redis call leaves part of the deadline for what follows its failure
+    // (a send hands its message to the shard instead).
+    signal: () => AbortSignal.timeout(boundedTimeout(config.REDIS_TIMEOUT_MS, deadline === undefined ? undefined : deadline - config.REQUEST_DEADLINE_MS * 0.3)),
   });
 }
 

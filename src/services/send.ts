@@ -120,8 +120,12 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
 
 const remaining = (deadline: number) => deadline - Date.now();
 
-/** The share of the request's budget the store statement gets; the rest answers an unknown outcome. */
+/**
+ * Shares of the request's remaining budget: Postgres cancels the store statement after the first,
+ * the route stops waiting for its answer after the second, and what is left asks the fence.
+ */
 const STATEMENT_SHARE = 0.4;
+const ANSWER_SHARE = 0.6;
 /** How long a send waits for another request holding the same Idempotency-Key. */
 const KEY_LOCK_TIMEOUT_MS = 1000;
 
@@ -156,8 +160,10 @@ async function store(deps: Deps, input: SendInput, options: SendOptions, tries =
   const id = uuidv7();
   let rows: Row[];
   try {
+    const left = remaining(options.deadline);
     rows = await deps.db().run<Row>(storeStatement(id, input, options), {
-      timeoutMs: Math.max(100, Math.floor(remaining(options.deadline) * STATEMENT_SHARE)),
+      timeoutMs: Math.max(50, Math.floor(left * STATEMENT_SHARE)),
+      answerWithinMs: Math.max(100, Math.floor(left * ANSWER_SHARE)),
       lockTimeoutMs: options.key ? KEY_LOCK_TIMEOUT_MS : undefined,
     });
   } catch (error) {
@@ -207,14 +213,14 @@ export function mayHaveBeenStored(messageId: string): AppError {
 }
 
 async function settleUnknown(deps: Deps, id: string, deadline: number, cause: DependencyError): Promise<Accepted> {
-  const budget = remaining(deadline) - 200;
+  const budget = remaining(deadline) - 100;
   log("warn", "send_outcome_unknown", { message_id: id, budget_ms: budget, ...errorFields(cause) });
   if (budget < 100) throw mayHaveBeenStored(id);
   let won: Row | undefined;
   try {
     [won] = await deps.db().run<Row>(
       sql`insert into send_fences (message_id, abandoned) values (${id}, true) on conflict (message_id) do nothing returning message_id`,
-      { timeoutMs: Math.floor(budget / 2) },
+      { timeoutMs: Math.floor(budget / 2), answerWithinMs: budget },
     );
   } catch (error) {
     log("error", "send_outcome_unresolved", { message_id: id, ...errorFields(error) });

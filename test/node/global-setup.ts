@@ -1,6 +1,7 @@
 // Runs once per `npm test`, in Node: starts the dev bridges, gives the run its own Postgres
 // database and Redis logical database, applies the migrations, and removes both afterwards,
 // so that two runs never collide and a run never touches the dev database.
+import net from "node:net";
 import type { TestProject } from "vitest/node";
 import Redis from "ioredis";
 import { applyMigrations, dropDatabase, ensureDatabase, postgresAnswers } from "../../dev/db.ts";
@@ -26,6 +27,8 @@ declare module "vitest" {
     rttMs: number;
     rttNeonWsProxy: string;
     rttRedisRestUrl: string;
+    /** a server that accepts connections and never answers: a dependency that hangs */
+    blackholeUrl: string;
   }
 }
 
@@ -52,6 +55,7 @@ export default async function setup(project: TestProject) {
   const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
   const proxy = await startNeonProxy({ port: 0 });
   const sandbox = await startProviderSandbox({ port: 0 });
+  const blackhole = await startBlackhole();
   const rttBridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0, rttMs: TEST_RTT_MS });
   const rttProxy = await startNeonProxy({ port: 0, rttMs: TEST_RTT_MS });
 
@@ -62,10 +66,12 @@ export default async function setup(project: TestProject) {
   project.provide("databaseUrl", databaseUrl);
   project.provide("sandboxUrl", sandbox.url);
   project.provide("rttMs", TEST_RTT_MS);
+  project.provide("blackholeUrl", blackhole.url);
   project.provide("rttNeonWsProxy", rttProxy.wsProxy);
   project.provide("rttRedisRestUrl", rttBridge.url);
 
   return async () => {
+    await blackhole.close();
     await sandbox.close();
     await rttProxy.close();
     await rttBridge.close();
@@ -73,5 +79,25 @@ export default async function setup(project: TestProject) {
     await bridge.close();
     await redisDb.release();
     if (!process.env.KEEP_TEST_DB) await dropDatabase(databaseUrl);
+  };
+}
+
+/** Accepts TCP connections, reads whatever comes, and never answers. */
+async function startBlackhole(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("data", () => undefined);
+    socket.on("error", () => undefined);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
