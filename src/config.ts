@@ -113,6 +113,8 @@ export const ConfigSchema = z.object({
   DEFAULT_PHONE_REGION: z.string().trim().toUpperCase().regex(/^[A-Z]{2}$/, "DEFAULT_PHONE_REGION must be a two-letter region code").optional().default("US"),
   CORS_ORIGINS: list("http://localhost:3000,http://localhost:8080"),
   METRICS_ENABLED: bool(true),
+  /** when set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` */
+  METRICS_TOKEN: optionalString,
 
   RATE_LIMIT_ENABLED: bool(true),
   RATE_LIMIT_REQUESTS: num(100, { min: 1, max: 1_000_000, int: true }),
@@ -184,6 +186,7 @@ export function configurationProblems(config: Config): string[] {
   if (!config.TWILIO_AUTH_TOKEN) problems.push("TWILIO_AUTH_TOKEN is not set: Twilio webhooks are refused");
   if (!config.SENDGRID_WEBHOOK_PUBLIC_KEY) problems.push("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid Event Webhook deliveries are refused");
   if (!config.SENDGRID_PARSE_PUBLIC_KEY) problems.push("SENDGRID_PARSE_PUBLIC_KEY is not set: SendGrid Inbound Parse deliveries are refused");
+  if (config.METRICS_ENABLED && !config.METRICS_TOKEN) problems.push("METRICS_TOKEN is not set: /metrics is readable by anyone");
   if (config.NEON_WS_PROXY) problems.push("NEON_WS_PROXY is a development setting: unset it");
   if (!httpsOnly(config.TWILIO_API_BASE_URL)) problems.push("TWILIO_API_BASE_URL must be an https URL");
   if (!httpsOnly(config.SENDGRID_API_BASE_URL)) problems.push("SENDGRID_API_BASE_URL must be an https URL");
@@ -209,4 +212,5 @@ export const SECRETS = {
   SENDGRID_API_KEY: "required for email",
   SENDGRID_WEBHOOK_PUBLIC_KEY: "required for SendGrid Event Webhook signatures",
   SENDGRID_PARSE_PUBLIC_KEY: "required for SendGrid Inbound Parse signatures",
+  METRICS_TOKEN: "recommended: the bearer token Prometheus sends to /metrics",
 } as const satisfies Partial<Record<keyof typeof ConfigSchema.shape, string>>;

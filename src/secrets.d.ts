@@ -19,5 +19,6 @@ declare namespace Cloudflare {
     SENDGRID_API_BASE_URL?: string;
     SENDGRID_WEBHOOK_PUBLIC_KEY?: string;
     SENDGRID_PARSE_PUBLIC_KEY?: string;
+    METRICS_TOKEN?: string;
   }
 }

@@ -49,21 +49,32 @@ describe("production without webhook secrets", () => {
 });
 
 describe("/ready in production", () => {
-  it("names every missing or unsafe setting", async () => {
+  it("names every missing or unsafe setting, and only those", async () => {
     const res = await call("/ready", {}, { ENVIRONMENT: "production", PUBLIC_BASE_URL: "http://msg.example.com", NEON_WS_PROXY: "127.0.0.1:1/v1" });
     const body = await res.json<any>();
     const problems: string[] = (body.checks ?? body.details.checks).configuration.problems;
-    expect(problems).toEqual(
-      expect.arrayContaining([
-        expect.stringContaining("API_KEYS"),
-        "PUBLIC_BASE_URL must be an https URL",
-        expect.stringContaining("TWILIO_AUTH_TOKEN"),
-        expect.stringContaining("SENDGRID_WEBHOOK_PUBLIC_KEY"),
-        expect.stringContaining("SENDGRID_PARSE_PUBLIC_KEY"),
-        expect.stringContaining("NEON_WS_PROXY"),
-        "UPSTASH_REDIS_REST_URL must be an https URL",
-      ]),
-    );
+    // The test environment's provider and Redis URLs are plain http (the sandbox and the bridge).
+    expect(problems).toEqual([
+      "API_KEYS is not set: every protected route answers 401",
+      "PUBLIC_BASE_URL must be an https URL",
+      "TWILIO_AUTH_TOKEN is not set: Twilio webhooks are refused",
+      "SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid Event Webhook deliveries are refused",
+      "SENDGRID_PARSE_PUBLIC_KEY is not set: SendGrid Inbound Parse deliveries are refused",
+      "METRICS_TOKEN is not set: /metrics is readable by anyone",
+      "NEON_WS_PROXY is a development setting: unset it",
+      "TWILIO_API_BASE_URL must be an https URL",
+      "SENDGRID_API_BASE_URL must be an https URL",
+      "UPSTASH_REDIS_REST_URL must be an https URL",
+    ]);
+  });
+
+  it("is not ready while a live provider lacks credentials, and names the setting; sends of other types still work", async () => {
+    const res = await call("/ready", {}, { ENVIRONMENT: "production", API_KEYS: "prod-key", SENDGRID_API_KEY: "" });
+    expect(res.status).toBe(503);
+    const body = await res.json<any>();
+    expect(body.message).toBe("Not ready: sendgrid not configured (SENDGRID_API_KEY)");
+    expect(body.details.checks.providers.sendgrid).toEqual({ status: "not_configured", mode: "live", missing: ["SENDGRID_API_KEY"], circuit: null });
+    expect(body.details.checks.providers.twilio.status).not.toBe("not_configured");
   });
 
   it("reports no problems in development", async () => {

@@ -39,6 +39,13 @@ export async function authenticate(c: AppContext): Promise<void> {
   c.set("apiKeyHash", toHex(digest));
 }
 
+/** Whether a bearer header carries `token`, compared as digests in constant time. */
+export async function tokenMatches(header: string | undefined, token: string): Promise<boolean> {
+  const presented = presentedKey(header);
+  if (!presented) return false;
+  return crypto.subtle.timingSafeEqual(await sha256(presented), await sha256(token));
+}
+
 /** The key of a well-formed `Authorization: Bearer <key>` header, else undefined. */
 export function presentedKey(header: string | undefined): string | undefined {
   const match = header?.match(/^Bearer[ ]+(\S+)\s*$/i);

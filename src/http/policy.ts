@@ -9,7 +9,11 @@ export interface RoutePolicy {
   jsonBody: boolean;
 }
 
-const PROBES = new Set(["/health", "/ready", "/live", "/startup"]);
+/**
+ * Probes and the metrics scrape cost no rate-limiter round trip: /ready, /startup and /dependencies
+ * are limited per address in memory and cached (src/http/probe-limit.ts), /metrics by METRICS_TOKEN.
+ */
+const PROBES = new Set(["/health", "/ready", "/live", "/startup", "/dependencies", "/metrics"]);
 const BODYLESS_POSTS = /\/(retry|read|redrive)$/;
 
 export function policyFor(method: string, template: string): RoutePolicy {

@@ -282,7 +282,28 @@ const RedisCheck = DependencyCheck.extend({
   sweep_heartbeat_age_seconds: z.number().min(0).nullable().optional().openapi({ description: "Seconds since the cron sweep last ran (absent when Redis is down)." }),
 }).openapi("RedisCheck", { example: { status: "healthy", latency_ms: 0.87, sweep_heartbeat_age_seconds: 31.2 } });
 
-const ProviderCheck = z.object({ status: z.literal("healthy"), mode: z.enum(["live", "simulator"]) });
+export const CircuitView = z
+  .object({
+    state: z.enum(["closed", "open", "half_open"]),
+    reason: z.enum(["credentials", "outage", "throttled"]).nullable(),
+    since: Timestamp.nullable().openapi({ description: "When it opened." }),
+    next_probe_at: Timestamp.nullable(),
+    last_error: z.string().nullable().openapi({ description: "The provider's last provider-wide error, e.g. `20003: Authenticate`." }),
+    shards: z.array(z.string()).openapi({ description: "The shards this is the worst of." }),
+  })
+  .openapi("CircuitView", {
+    description:
+      "A provider's circuit breaker as its worst shard sees it. While open, that shard reads nothing: messages wait in their queue without spending attempts, and one message probes the provider at growing intervals.",
+  });
+
+const ProviderCheck = z.object({
+  status: z.enum(["ok", "not_configured", "paused"]).openapi({
+    description: "ok: can send; not_configured: live without credentials (sends of its types are refused, not ready); paused: its circuit is open (sends still accepted and queued).",
+  }),
+  mode: z.enum(["live", "simulator"]),
+  missing: z.array(z.string()).openapi({ description: "Settings a live provider lacks." }),
+  circuit: CircuitView.nullable(),
+});
 
 const ReadinessChecks = z.object({
   database: DependencyCheck,
@@ -297,7 +318,10 @@ const ReadinessChecks = z.object({
 const CHECKS_EXAMPLE = {
   database: { status: "healthy", latency_ms: 1.42 },
   redis: { status: "healthy", latency_ms: 0.87, sweep_heartbeat_age_seconds: 31.2 },
-  providers: { twilio: { status: "healthy", mode: "live" }, sendgrid: { status: "healthy", mode: "live" } },
+  providers: {
+    twilio: { status: "ok", mode: "live", missing: [], circuit: null },
+    sendgrid: { status: "ok", mode: "live", missing: [], circuit: null },
+  },
   configuration: { status: "healthy", problems: [] },
 };
 
@@ -314,11 +338,10 @@ export const NotReady = z
 
 export const Health = z
   .object({
-    status: z.enum(["healthy", "degraded", "unhealthy"]).openapi({ description: "healthy: Postgres and Redis answer; degraded: one of them; unhealthy: neither." }),
+    status: z.literal("healthy").openapi({ description: "The Worker runs. It touches no dependency: /ready checks them." }),
     timestamp: Timestamp,
-    checks: z.object({ database: DependencyCheck, redis: RedisCheck }),
   })
-  .openapi("Health", { example: { status: "healthy", timestamp: AT, checks: { database: CHECKS_EXAMPLE.database, redis: CHECKS_EXAMPLE.redis } } });
+  .openapi("Health", { example: { status: "healthy", timestamp: AT } });
 
 export const ServiceInfo = z
   .object({ name: z.string(), version: z.string(), status: z.literal("operational"), documentation: z.string() })
@@ -337,7 +360,7 @@ export const Startup = z
   });
 
 const ProviderDependency = z.object({
-  status: z.literal("healthy"),
+  status: z.enum(["ok", "not_configured", "paused"]),
   latency_ms: z.number().min(0),
   type: z.enum(["sms", "email"]),
   mode: z.enum(["live", "simulator"]),
@@ -354,8 +377,8 @@ export const Dependencies = z
       dependencies: {
         postgresql: CHECKS_EXAMPLE.database,
         redis: CHECKS_EXAMPLE.redis,
-        provider_twilio: { status: "healthy", latency_ms: 0, type: "sms", mode: "live" },
-        provider_sendgrid: { status: "healthy", latency_ms: 0, type: "email", mode: "live" },
+        provider_twilio: { status: "ok", latency_ms: 0, type: "sms", mode: "live" },
+        provider_sendgrid: { status: "ok", latency_ms: 0, type: "email", mode: "live" },
       },
     },
   });

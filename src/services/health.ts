@@ -1,16 +1,57 @@
-// Dependency checks for the probes: Postgres `select 1`, Redis `PING`, each timed and bounded.
+// What the probes report. `/live` and `/health` touch nothing. `/ready` (and `/startup`,
+// `/dependencies`) check Postgres (`select 1`) and Redis (one HGETALL of the heartbeat hash, which
+// also holds the sweep's heartbeat and every shard's circuit breaker), and cache the result per
+// isolate for READY_CACHE_MS, so that a probe every second costs the databases one check every few
+// seconds and nothing while idle probes are not running.
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
+import { configurationProblems } from "../config";
 import type { Deps } from "../deps";
 import { errorFields, log } from "../log";
 import { HEARTBEAT_KEY } from "../queue/keys";
-import { providerModes } from "../providers";
+import { missingCredentials, providerModes } from "../providers";
+import type { ProviderName } from "../providers/types";
+import type { CircuitState } from "../queue/circuit";
 import { ageSeconds } from "./queue-stats";
 
 export interface Check {
   status: "healthy" | "unhealthy";
   latency_ms: number;
 }
+
+export interface CircuitView {
+  state: CircuitState["state"];
+  reason: CircuitState["reason"];
+  /** when it opened, ISO; null while closed */
+  since: string | null;
+  next_probe_at: string | null;
+  last_error: string | null;
+  /** the shards this is worst of, e.g. ["sms:0", "mms:0"] */
+  shards: string[];
+}
+
+export interface ProviderCheck {
+  /** ok: can send; not_configured: live without credentials (sends refused); paused: its circuit is open */
+  status: "ok" | "not_configured" | "paused";
+  mode: "live" | "simulator";
+  missing: string[];
+  circuit: CircuitView | null;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** what makes it not ready, e.g. "redis unavailable", "sendgrid not configured (SENDGRID_API_KEY)" */
+  reasons: string[];
+  checks: {
+    database: Check;
+    redis: Check & { sweep_heartbeat_age_seconds?: number | null };
+    providers: Record<ProviderName, ProviderCheck>;
+    configuration: { status: "healthy" | "degraded"; problems: string[] };
+  };
+}
+
+/** How long one isolate reuses a readiness check. */
+export const READY_CACHE_MS = 5_000;
 
 async function timed(name: string, work: () => Promise<unknown>): Promise<Check> {
   const started = performance.now();
@@ -23,24 +64,86 @@ async function timed(name: string, work: () => Promise<unknown>): Promise<Check>
   }
 }
 
-export function checkDatabase(deps: Deps): Promise<Check> {
-  return timed("database", () => deps.db().run(sql`select 1`));
+const PROVIDER_TYPES: Record<ProviderName, string[]> = { twilio: ["sms", "mms"], sendgrid: ["email"] };
+const SEVERITY: Record<CircuitState["state"], number> = { closed: 0, half_open: 1, open: 2 };
+
+/** The worst circuit among a provider's shards, from the heartbeat hash's `circuit:{type}:{shard}` fields. */
+export function circuitOf(heartbeats: Record<string, string>, provider: ProviderName): CircuitView | null {
+  let worst: { shard: string; state: CircuitState } | null = null;
+  const shards: string[] = [];
+  for (const [field, value] of Object.entries(heartbeats)) {
+    const shard = field.startsWith("circuit:") ? field.slice("circuit:".length) : null;
+    if (!shard || !PROVIDER_TYPES[provider].includes(shard.split(":")[0]!)) continue;
+    let state: CircuitState;
+    try {
+      state = JSON.parse(value) as CircuitState;
+    } catch {
+      continue;
+    }
+    shards.push(shard);
+    if (!worst || SEVERITY[state.state] > SEVERITY[worst.state.state]) worst = { shard, state };
+  }
+  if (!worst) return null;
+  const s = worst.state;
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return { state: s.state, reason: s.reason, since: iso(s.openedAt), next_probe_at: iso(s.nextProbeAt), last_error: s.lastError, shards: shards.sort() };
 }
 
-/** Reads the sweep's heartbeat: proves Redis answers and tells how long ago the sweep ran. */
-export async function checkRedis(deps: Deps): Promise<Check & { sweep_heartbeat_age_seconds?: number | null }> {
-  let heartbeat: string | null = null;
-  const check = await timed("redis", async () => {
-    heartbeat = await deps.redis().hget<string>(HEARTBEAT_KEY, "sweep");
-  });
-  if (check.status !== "healthy") return check;
-  return { ...check, sweep_heartbeat_age_seconds: ageSeconds(heartbeat === null ? null : Number(heartbeat)) };
+/** HGETALL's flat [field, value, ...] reply (or an object) as an object. */
+export function flatHash(reply: unknown): Record<string, string> {
+  if (reply && typeof reply === "object" && !Array.isArray(reply)) return reply as Record<string, string>;
+  const out: Record<string, string> = {};
+  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
+  return out;
 }
 
-export function providerChecks(config: Config) {
+async function check(deps: Deps, config: Config): Promise<Readiness> {
+  let heartbeats: Record<string, string> = {};
+  const [database, redis] = await Promise.all([
+    timed("database", () => deps.db().run(sql`select 1`)),
+    timed("redis", async () => {
+      heartbeats = flatHash(await deps.redis().hgetall(HEARTBEAT_KEY));
+    }),
+  ]);
   const modes = providerModes(config);
+  const providers = Object.fromEntries(
+    (["twilio", "sendgrid"] as const).map((name) => {
+      const missing = modes[name] === "live" ? missingCredentials(config, name) : [];
+      const circuit = redis.status === "healthy" ? circuitOf(heartbeats, name) : null;
+      const status = missing.length > 0 ? "not_configured" : circuit && circuit.state !== "closed" ? "paused" : "ok";
+      return [name, { status, mode: modes[name], missing, circuit } satisfies ProviderCheck];
+    }),
+  ) as Record<ProviderName, ProviderCheck>;
+  const problems = configurationProblems(config);
+  const reasons = [
+    ...(database.status === "healthy" ? [] : ["database unavailable"]),
+    ...(redis.status === "healthy" ? [] : ["redis unavailable"]),
+    ...Object.entries(providers)
+      .filter(([, p]) => p.status === "not_configured")
+      .map(([name, p]) => `${name} not configured (${p.missing.join(", ")})`),
+  ];
   return {
-    twilio: { status: "healthy" as const, mode: modes.twilio },
-    sendgrid: { status: "healthy" as const, mode: modes.sendgrid },
+    ready: reasons.length === 0,
+    reasons,
+    checks: {
+      database,
+      redis: redis.status === "healthy" ? { ...redis, sweep_heartbeat_age_seconds: ageSeconds(heartbeats.sweep ? Number(heartbeats.sweep) : null) } : redis,
+      providers,
+      configuration: { status: problems.length ? "degraded" : "healthy", problems },
+    },
   };
+}
+
+const cache = new WeakMap<Config, { at: number; value: Promise<Readiness> }>();
+
+/**
+ * The readiness checks, reused for READY_CACHE_MS per isolate and configuration. A paused provider
+ * (open circuit) does not make the service unready: sends are still accepted and wait in the queue.
+ */
+export function readiness(deps: Deps, config: Config): Promise<Readiness> {
+  const hit = cache.get(config);
+  if (hit && Date.now() - hit.at < READY_CACHE_MS) return hit.value;
+  const value = check(deps, config);
+  cache.set(config, { at: Date.now(), value });
+  return value;
 }
