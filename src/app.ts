@@ -6,7 +6,7 @@ import { cors } from "hono/cors";
 import type { Context, MiddlewareHandler } from "hono";
 import { ConfigError, configurationProblems, loadConfig, type Config } from "./config";
 import { AppError, DependencyError, INTERNAL_ERROR_BODY, notFound } from "./errors";
-import type { AppEnv } from "./http/context";
+import { runAfterResponse, type AppEnv } from "./http/context";
 import { createDeps } from "./deps";
 import { RouteTable } from "./http/routes";
 import { policyFor } from "./http/policy";
@@ -73,14 +73,6 @@ function corsFor(config: Config): MiddlewareHandler {
   return handler;
 }
 
-/** Work that must finish but must not delay the response. */
-export function runAfterResponse(c: Context, work: Promise<unknown>) {
-  try {
-    c.executionCtx.waitUntil(work);
-  } catch {
-    void work; // no execution context (app.request without one): let it run on its own
-  }
-}
 
 export function createApp() {
   // Every route validates its request with its own schemas; a part that fails them is a 422.

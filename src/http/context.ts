@@ -20,3 +20,12 @@ export type AppEnv = {
 };
 
 export type AppContext = Context<AppEnv>;
+
+/** Work that must finish but must not delay the response. */
+export function runAfterResponse(c: Context, work: Promise<unknown>) {
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    void work; // no execution context (app.request without one): let it run on its own
+  }
+}

@@ -28,3 +28,19 @@ export function shardStub(env: Env, config: Config, type: Channel, messageId: st
 export async function ringDoorbell(env: Env, config: Config, type: Channel, messageId: string, recheck = false): Promise<void> {
   await shardStub(env, config, type, messageId).wake(recheck);
 }
+
+/** At most one nudge per provider per isolate in this long: the shards need a sign, not every callback. */
+const NUDGE_EVERY_MS = 30_000;
+const lastNudge = new Map<string, number>();
+
+/**
+ * The provider just signed a callback or an inbound message to us, so it is up: every shard of its
+ * types whose circuit is open probes at once instead of waiting out its interval. Throttled per
+ * isolate; a closed circuit ignores it.
+ */
+export async function nudgeProvider(env: Env, config: Config, types: readonly Channel[], provider: string): Promise<void> {
+  const now = Date.now();
+  if (now - (lastNudge.get(provider) ?? 0) < NUDGE_EVERY_MS) return;
+  lastNudge.set(provider, now);
+  await Promise.all(types.flatMap((type) => Array.from({ length: config.SHARDS_PER_TYPE }, (_, shard) => workerStub(env, config, workerName(type, shard)).providerAlive())));
+}

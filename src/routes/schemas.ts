@@ -125,14 +125,30 @@ export const EventList = z
 // ---------------------------------------------------------------------------------------------
 // Queue
 
+export const CircuitView = z
+  .object({
+    state: z.enum(["closed", "open", "half_open"]),
+    reason: z.enum(["credentials", "outage", "throttled"]).nullable(),
+    since: Timestamp.nullable().openapi({ description: "When it opened." }),
+    next_probe_at: Timestamp.nullable(),
+    last_error: z.string().nullable().openapi({ description: "The provider's last provider-wide error, e.g. `20003: Authenticate`." }),
+    shards: z.array(z.string()).openapi({ description: "The shards this is the worst of." }),
+  })
+  .openapi("CircuitView", {
+    description:
+      "A provider's circuit breaker as its worst shard sees it. While open, that shard reads nothing: messages wait in their queue without spending attempts, and one message probes the provider at growing intervals.",
+  });
+
 const QueueTypeStats = z.object({
   stream: z.string().openapi({ example: "message_queue:sms" }),
   stream_length: Count,
   pending: Count.openapi({ description: "Entries delivered to a worker and not yet acknowledged." }),
   retry_scheduled: Count,
   dead_letters: Count,
+  held: Count.openapi({ description: "Messages an ambiguous attempt left unattributable, waiting for a status callback or an operator (status `held`)." }),
   oldest_pending_age_seconds: z.number().min(0).nullable(),
   worker_heartbeat_age_seconds: z.number().min(0).nullable(),
+  circuit: CircuitView.nullable(),
   processed_total: Count,
   failed_total: Count,
 });
@@ -143,8 +159,10 @@ const QUEUE_TYPE_EXAMPLE = {
   pending: 0,
   retry_scheduled: 1,
   dead_letters: 0,
+  held: 0,
   oldest_pending_age_seconds: null,
   worker_heartbeat_age_seconds: 2.4,
+  circuit: { state: "closed", reason: null, since: null, next_probe_at: null, last_error: null, shards: ["sms:0"] },
   processed_total: 1042,
   failed_total: 3,
 };
@@ -281,20 +299,6 @@ const DependencyCheck = z
 const RedisCheck = DependencyCheck.extend({
   sweep_heartbeat_age_seconds: z.number().min(0).nullable().optional().openapi({ description: "Seconds since the cron sweep last ran (absent when Redis is down)." }),
 }).openapi("RedisCheck", { example: { status: "healthy", latency_ms: 0.87, sweep_heartbeat_age_seconds: 31.2 } });
-
-export const CircuitView = z
-  .object({
-    state: z.enum(["closed", "open", "half_open"]),
-    reason: z.enum(["credentials", "outage", "throttled"]).nullable(),
-    since: Timestamp.nullable().openapi({ description: "When it opened." }),
-    next_probe_at: Timestamp.nullable(),
-    last_error: z.string().nullable().openapi({ description: "The provider's last provider-wide error, e.g. `20003: Authenticate`." }),
-    shards: z.array(z.string()).openapi({ description: "The shards this is the worst of." }),
-  })
-  .openapi("CircuitView", {
-    description:
-      "A provider's circuit breaker as its worst shard sees it. While open, that shard reads nothing: messages wait in their queue without spending attempts, and one message probes the provider at growing intervals.",
-  });
 
 const ProviderCheck = z.object({
   status: z.enum(["ok", "not_configured", "paused"]).openapi({

@@ -11,23 +11,12 @@ import { errorFields, log } from "../log";
 import { HEARTBEAT_KEY } from "../queue/keys";
 import { missingCredentials, providerModes } from "../providers";
 import type { ProviderName } from "../providers/types";
-import type { CircuitState } from "../queue/circuit";
+import { circuitOf, flatHash, PROVIDER_TYPES, type CircuitView } from "./circuits";
 import { ageSeconds } from "./queue-stats";
 
 export interface Check {
   status: "healthy" | "unhealthy";
   latency_ms: number;
-}
-
-export interface CircuitView {
-  state: CircuitState["state"];
-  reason: CircuitState["reason"];
-  /** when it opened, ISO; null while closed */
-  since: string | null;
-  next_probe_at: string | null;
-  last_error: string | null;
-  /** the shards this is worst of, e.g. ["sms:0", "mms:0"] */
-  shards: string[];
 }
 
 export interface ProviderCheck {
@@ -64,39 +53,6 @@ async function timed(name: string, work: () => Promise<unknown>): Promise<Check>
   }
 }
 
-const PROVIDER_TYPES: Record<ProviderName, string[]> = { twilio: ["sms", "mms"], sendgrid: ["email"] };
-const SEVERITY: Record<CircuitState["state"], number> = { closed: 0, half_open: 1, open: 2 };
-
-/** The worst circuit among a provider's shards, from the heartbeat hash's `circuit:{type}:{shard}` fields. */
-export function circuitOf(heartbeats: Record<string, string>, provider: ProviderName): CircuitView | null {
-  let worst: { shard: string; state: CircuitState } | null = null;
-  const shards: string[] = [];
-  for (const [field, value] of Object.entries(heartbeats)) {
-    const shard = field.startsWith("circuit:") ? field.slice("circuit:".length) : null;
-    if (!shard || !PROVIDER_TYPES[provider].includes(shard.split(":")[0]!)) continue;
-    let state: CircuitState;
-    try {
-      state = JSON.parse(value) as CircuitState;
-    } catch {
-      continue;
-    }
-    shards.push(shard);
-    if (!worst || SEVERITY[state.state] > SEVERITY[worst.state.state]) worst = { shard, state };
-  }
-  if (!worst) return null;
-  const s = worst.state;
-  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  return { state: s.state, reason: s.reason, since: iso(s.openedAt), next_probe_at: iso(s.nextProbeAt), last_error: s.lastError, shards: shards.sort() };
-}
-
-/** HGETALL's flat [field, value, ...] reply (or an object) as an object. */
-export function flatHash(reply: unknown): Record<string, string> {
-  if (reply && typeof reply === "object" && !Array.isArray(reply)) return reply as Record<string, string>;
-  const out: Record<string, string> = {};
-  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
-  return out;
-}
-
 async function check(deps: Deps, config: Config): Promise<Readiness> {
   let heartbeats: Record<string, string> = {};
   const [database, redis] = await Promise.all([
@@ -109,7 +65,7 @@ async function check(deps: Deps, config: Config): Promise<Readiness> {
   const providers = Object.fromEntries(
     (["twilio", "sendgrid"] as const).map((name) => {
       const missing = modes[name] === "live" ? missingCredentials(config, name) : [];
-      const circuit = redis.status === "healthy" ? circuitOf(heartbeats, name) : null;
+      const circuit = redis.status === "healthy" ? circuitOf(heartbeats, PROVIDER_TYPES[name]) : null;
       const status = missing.length > 0 ? "not_configured" : circuit && circuit.state !== "closed" ? "paused" : "ok";
       return [name, { status, mode: modes[name], missing, circuit } satisfies ProviderCheck];
     }),

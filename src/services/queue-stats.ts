@@ -6,17 +6,11 @@ import type { Deps } from "../deps";
 import { CONSUMER_GROUP, COUNTERS_KEY, HEARTBEAT_KEY, retryKey, streamKey } from "../queue/keys";
 import { redisError } from "../queue/redis";
 import type { Page } from "../validation/common";
+import { circuitOf, flatHash } from "./circuits";
 import { iso, type Row } from "./representation";
 
 /** Seconds since an epoch-ms instant, to a tenth; null for never. */
 export const ageSeconds = (ms: number | null, now = Date.now()) => (ms === null ? null : Math.max(0, Math.round((now - ms) / 100) / 10));
-
-/** HGETALL's flat [field, value, ...] reply as an object. */
-function hash(reply: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
-  return out;
-}
 
 /** `pending` of our group from XINFO GROUPS' flat [field, value, ...] arrays. */
 function groupPending(groups: unknown): number {
@@ -55,8 +49,8 @@ export async function queueStats(deps: Deps) {
              (select min(created_at) from messages m where m.type = t.type and m.status = 'pending') as oldest_pending
         from unnest(array['sms', 'mms', 'email']) as t(type)`),
   ]);
-  const counters = hash(replies[MESSAGE_TYPES.length * 4]);
-  const heartbeats = hash(replies[MESSAGE_TYPES.length * 4 + 1]);
+  const counters = flatHash(replies[MESSAGE_TYPES.length * 4]);
+  const heartbeats = flatHash(replies[MESSAGE_TYPES.length * 4 + 1]);
   const now = Date.now();
   const queues: Record<string, unknown> = {};
   MESSAGE_TYPES.forEach((type, i) => {
@@ -77,6 +71,8 @@ export async function queueStats(deps: Deps) {
       held: Number(db?.held ?? 0),
       oldest_pending_age_seconds: ageSeconds(candidates.length ? Math.min(...candidates) : null, now),
       worker_heartbeat_age_seconds: ageSeconds(heartbeat ? Number(heartbeat) : null, now),
+      /** the type's provider circuit as its worst shard sees it: while open, its messages wait */
+      circuit: circuitOf(heartbeats, [type]),
       processed_total: Number(counters[`${type}:processed`] ?? 0),
       failed_total: Number(counters[`${type}:failed`] ?? 0),
     };

@@ -5,8 +5,10 @@
 import type { Config } from "../config";
 import { AppError, DependencyError, unsupportedMediaType } from "../errors";
 import { MAX_BODY_BYTES, MAX_MULTIPART_BYTES, readBodyBytes } from "../http/body";
-import type { AppContext } from "../http/context";
+import { runAfterResponse, type AppContext } from "../http/context";
 import { errorFields, log } from "../log";
+import { nudgeProvider } from "../queue/doorbell";
+import { PROVIDER_TYPES } from "../services/circuits";
 import { recordWebhook } from "../services/metrics";
 import {
   applySendgridEvents,
@@ -61,6 +63,14 @@ async function accounted(c: AppContext, provider: WebhookProvider, run: (progres
     const result = await run(progress);
     recordWebhook(provider, result.kind, isDuplicate(result) ? "duplicate" : "processed");
     await logDelivery(c, provider, result.kind, 200);
+    // A delivery the provider made (signed, when signatures are on) shows it is up: a shard that
+    // paused it probes now rather than at its next interval.
+    runAfterResponse(
+      c,
+      nudgeProvider(c.env, c.get("config"), PROVIDER_TYPES[provider], provider).catch((error: unknown) =>
+        log("warn", "provider_nudge_failed", { provider, ...errorFields(error) }),
+      ),
+    );
     return result;
   } catch (error) {
     const status = statusOf(error);
