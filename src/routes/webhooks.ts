@@ -8,7 +8,7 @@ import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { badRequest } from "../errors";
 import type { AppContext, AppEnv } from "../http/context";
 import { defineRoute, type ErrorDoc } from "../openapi";
-import { STATUS_PROVIDERS, webhookStatus } from "../services/webhooks";
+import { STATUS_PROVIDERS, webhookStatus } from "../services/webhook-deliveries";
 import { intakeSendgrid, intakeTwilio, INTAKES } from "../webhooks/intake";
 import { LegacyWebhookResult, WebhookStatus, WebhookSummary } from "./schemas";
 

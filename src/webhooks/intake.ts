@@ -10,15 +10,9 @@ import { errorFields, log } from "../log";
 import { nudgeProvider } from "../queue/doorbell";
 import { PROVIDER_TYPES } from "../services/circuits";
 import { recordWebhook } from "../services/metrics";
-import {
-  applySendgridEvents,
-  applyTwilioStatus,
-  receiveInbound,
-  recordDelivery,
-  type CallbackResult,
-  type EventsResult,
-  type InboundResult,
-} from "../services/webhooks";
+import { receiveInbound, type InboundResult } from "../services/inbound";
+import { applySendgridEvents, applyTwilioStatus, type CallbackResult, type EventsResult } from "../services/status-reports";
+import { recordDelivery } from "../services/webhook-deliveries";
 import { parseInboundParse, parseSendgridJson, parseTwilioForm, parseTwilioJson, type WebhookProvider } from "./parsers";
 import { verifySendgrid, verifyTwilio } from "./signatures";
 
