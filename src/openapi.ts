@@ -5,7 +5,7 @@
 // header. /docs is the interactive reference.
 import { createRoute, type OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./http/context";
-import { MAX_BODY_BYTES, MAX_MULTIPART_BYTES } from "./http/body";
+import { MAX_BODY_BYTES, MAX_EVENT_BATCH_BYTES, MAX_INBOUND_PARSE_BYTES } from "./http/body";
 import { policyFor } from "./http/policy";
 
 const FieldIssue = z.object({ path: z.string().openapi({ example: "body.to" }), message: z.string() });
@@ -61,7 +61,7 @@ function sharedErrors() {
       { error: "method_not_allowed", message: "Method DELETE is not allowed for this route" },
       { Allow: ref("headers", "Allow") },
     ),
-    PayloadTooLarge: response(`The body is larger than ${MAX_BODY_BYTES} bytes (${MAX_MULTIPART_BYTES} for a multipart Inbound Parse).`, {
+    PayloadTooLarge: response(`The body is larger than ${MAX_BODY_BYTES} bytes (SendGrid webhooks: ${MAX_EVENT_BATCH_BYTES} for an Event Webhook batch, ${MAX_INBOUND_PARSE_BYTES} for an Inbound Parse post).`, {
       error: "payload_too_large",
       message: `Request body must be at most ${MAX_BODY_BYTES} bytes`,
     }),

@@ -4,7 +4,7 @@
 // logged for the 24-hour statistics (§6.5).
 import type { Config } from "../config";
 import { AppError, DependencyError, unsupportedMediaType } from "../errors";
-import { MAX_BODY_BYTES, MAX_MULTIPART_BYTES, readBodyBytes } from "../http/body";
+import { MAX_BODY_BYTES, MAX_EVENT_BATCH_BYTES, MAX_INBOUND_PARSE_BYTES, readBodyBytes } from "../http/body";
 import { runAfterResponse, type AppContext } from "../http/context";
 import { errorFields, log } from "../log";
 import { nudgeProvider } from "../queue/doorbell";
@@ -14,6 +14,7 @@ import { receiveInbound, type InboundResult } from "../services/inbound";
 import { applySendgridEvents, applyTwilioStatus, type CallbackResult, type EventsResult } from "../services/status-reports";
 import { recordDelivery } from "../services/webhook-deliveries";
 import { parseInboundParse, parseSendgridJson, parseTwilioForm, parseTwilioJson, type WebhookProvider } from "./parsers";
+import { storable, storableInbound } from "./sanitize";
 import { verifySendgrid, verifyTwilio } from "./signatures";
 
 export type WebhookResult = InboundResult | CallbackResult | EventsResult;
@@ -110,7 +111,9 @@ export function intakeTwilio(c: AppContext): Promise<WebhookResult> {
     const payload = bodyKind === "form" ? parseTwilioForm(bytes, c.req.query("message_id") || null, region) : await parseTwilioJson(bytes, region);
     progress.kind = payload.kind;
     const deps = c.get("deps");
-    return payload.kind === "inbound_message" ? receiveInbound(deps, payload.input) : applyTwilioStatus(deps, payload.input);
+    return payload.kind === "inbound_message"
+      ? receiveInbound(deps, storableInbound(payload.input))
+      : applyTwilioStatus(deps, storable(payload.input, "status", []));
   });
 }
 
@@ -121,8 +124,9 @@ export function intakeSendgrid(c: AppContext): Promise<WebhookResult> {
     const contentType = c.req.header("content-type");
     const type = mediaType(contentType);
     const multipart = type === "multipart/form-data";
-    // Attachment parts count toward an Inbound Parse body, hence its larger limit (§1.1).
-    const bytes = await readBodyBytes(c.req.raw, multipart ? MAX_MULTIPART_BYTES : MAX_BODY_BYTES);
+    // SendGrid's own limits: an Inbound Parse post (attachments included) up to 30 MB, an Event
+    // Webhook batch of several MB. Refusing a larger one would have SendGrid retry it forever.
+    const bytes = await readBodyBytes(c.req.raw, multipart ? MAX_INBOUND_PARSE_BYTES : MAX_EVENT_BATCH_BYTES);
     if (!multipart && type !== "application/json") throw unsupportedMediaType("Content-Type must be application/json or multipart/form-data");
     const setting = multipart ? "SENDGRID_PARSE_PUBLIC_KEY" : "SENDGRID_WEBHOOK_PUBLIC_KEY";
     if (mustVerify(config, setting)) {
@@ -137,7 +141,7 @@ export function intakeSendgrid(c: AppContext): Promise<WebhookResult> {
     const payload = multipart ? await parseInboundParse(bytes, contentType!) : await parseSendgridJson(bytes);
     progress.kind = payload.kind;
     const deps = c.get("deps");
-    return payload.kind === "events" ? applySendgridEvents(deps, payload.elements) : receiveInbound(deps, payload.input);
+    return payload.kind === "events" ? applySendgridEvents(deps, storable(payload.elements, "events", [])) : receiveInbound(deps, storableInbound(payload.input));
   });
 }
 

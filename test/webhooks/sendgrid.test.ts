@@ -221,14 +221,32 @@ describe("SendGrid webhook", () => {
     expect(good.status).toBe(200);
   });
 
-  it("answers 415 for other types, 413 over 256 KB for JSON, and takes multipart up to 10 MB", async () => {
+  it("answers 415 for other types; takes SendGrid's sizes: JSON up to 5 MB, Inbound Parse up to 30 MB, 413 above", async () => {
     expect((await call(PATH, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify(SG) })).status).toBe(415);
     expect((await call(PATH, { method: "POST", body: JSON.stringify(SG) })).status).toBe(415);
-    expect((await postJson(PATH, JSON.stringify({ ...SG, body: "x".repeat(262_144) }))).status).toBe(413);
-    const big = await inboundParse({ from: "a@example.com", to: "b@example.com", subject: uniqueId("big"), text: "big", attachments: "1" }, { name: "attachment1", content: "y".repeat(400_000) });
+    expect((await postJson(PATH, JSON.stringify({ ...SG, xillio_id: uniqueId("large-"), body: "x".repeat(1_000_000) }))).status).toBe(200);
+    expect((await postJson(PATH, JSON.stringify({ ...SG, body: "x".repeat(5 * 1024 * 1024) }))).status).toBe(413);
+    const big = await inboundParse({ from: "a@example.com", to: "b@example.com", subject: uniqueId("big"), text: "big", attachments: "1" }, { name: "attachment1", content: "y".repeat(29 * 1024 * 1024) });
     expect((await call(PATH, { method: "POST", headers: { "content-type": big.contentType }, body: big.bytes })).status).toBe(200);
-    const huge = await inboundParse({ from: "a@example.com", to: "b@example.com" }, { name: "attachment1", content: "z".repeat(10_485_761) });
+    const huge = await inboundParse({ from: "a@example.com", to: "b@example.com" }, { name: "attachment1", content: "z".repeat(30 * 1024 * 1024 + 1) });
     expect((await call(PATH, { method: "POST", headers: { "content-type": huge.contentType }, body: huge.bytes })).status).toBe(413);
+  });
+
+  it("stores a batch of 2,000 events (about 1 MB) in one delivery, applied in order", async () => {
+    const emails = await Promise.all(Array.from({ length: 4 }, () => sentMessage("email")));
+    const events = emails.flatMap((email) =>
+      Array.from({ length: 500 }, (_, i) => ({
+        event: i === 499 ? "delivered" : "open",
+        sg_event_id: uniqueId("batch-"),
+        custom_args: { message_id: email.id },
+        timestamp: 1736937000 + i,
+        useragent: "Mozilla/5.0 ".repeat(30),
+      })),
+    );
+    expect(JSON.stringify(events).length).toBeGreaterThan(1_000_000);
+    const result = await postEvents(events);
+    expect(result).toMatchObject({ received: 2000, applied: 4, duplicates: 0, unmatched: 0, skipped: 0 });
+    for (const email of emails) expect((await messageOf(email.id)).status).toBe("delivered");
   });
 
   it("creates one email from concurrent duplicate deliveries", async () => {
