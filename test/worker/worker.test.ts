@@ -224,7 +224,8 @@ describe("sweep", () => {
   });
 
   it("recovers a row stuck in sending past the lease (a worker that lost its journal) as an ambiguous attempt and sends it again", async () => {
-    const { body } = await send({ ...SMS, ...freshPair() });
+    // Stored but not enqueued, so no live worker races the simulated crash below.
+    const { body } = await sendPending({ ...SMS, ...freshPair() });
     // A worker claimed it and died before recording the outcome.
     await sql(`update messages set status = 'sending', attempts = 1, updated_at = now() - interval '10 minutes' where id = $1`, [body.id]);
     const result = await sweep(env, { forceDatabase: true });
@@ -262,7 +263,7 @@ describe("queue stats", () => {
     expect(res.status).toBe(200);
     for (const type of ["sms", "mms", "email"]) {
       expect(Object.keys(body.queues[type]).sort()).toEqual(
-        ["dead_letters", "failed_total", "held", "oldest_pending_age_seconds", "pending", "processed_total", "retry_scheduled", "stream", "stream_length", "worker_heartbeat_age_seconds"].sort(),
+        ["circuit", "dead_letters", "failed_total", "held", "oldest_pending_age_seconds", "pending", "processed_total", "retry_scheduled", "stream", "stream_length", "worker_heartbeat_age_seconds"].sort(),
       );
       expect(body.queues[type].stream).toBe(`message_queue:${type}`);
     }
