@@ -73,7 +73,11 @@ describe("/ready in production", () => {
     expect(res.status).toBe(503);
     const body = await res.json<any>();
     expect(body.message).toBe("Not ready: sendgrid not configured (SENDGRID_API_KEY)");
-    expect(body.details.checks.providers.sendgrid).toEqual({ status: "not_configured", mode: "live", missing: ["SENDGRID_API_KEY"], circuit: null });
+    // The circuit part reflects earlier test files' runs of the email shard (they share Redis); not
+    // paused is what matters here.
+    const { circuit, ...sendgrid } = body.details.checks.providers.sendgrid;
+    expect(sendgrid).toEqual({ status: "not_configured", mode: "live", missing: ["SENDGRID_API_KEY"] });
+    expect(circuit === null || circuit.state === "closed").toBe(true);
     expect(body.details.checks.providers.twilio.status).not.toBe("not_configured");
   });
 

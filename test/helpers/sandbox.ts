@@ -2,6 +2,7 @@
 // the Workers runtime: a config whose live clients talk to it, outcome programming, and what it
 // received and produced. Recipients are unique per call, so tests never share a behaviour queue.
 import { env } from "cloudflare:test";
+import { Redis } from "@upstash/redis/cloudflare";
 import { loadConfig, type Config } from "../../src/config";
 import type { OutboundMessage } from "../../src/providers/types";
 import {
@@ -60,8 +61,12 @@ export function sandboxConfig(overrides: Record<string, string | undefined> = {}
 }
 
 let counter = 0;
-/** A recipient number no other test uses (+1 404 ...), from a per-run random block. */
-const runBlock = Math.floor(Math.random() * 900) + 100;
+/**
+ * A recipient number no other test uses (+1 404 ...). Every test file of a run shares one sandbox,
+ * so each file takes its own block from a counter in the run's Redis: a random block per file gave
+ * two of some 40 files the same numbers often enough to fail CI (a request seen twice).
+ */
+const runBlock = 100 + (Number(await new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }).incr("test:recipient-block")) % 900);
 export function uniquePhone(): string {
   counter += 1;
   return `+1404${runBlock}${String(counter).padStart(4, "0")}`;
