@@ -28,20 +28,23 @@ export function rawPathAndQuery(requestUrl: string): { origin: string; path: str
 
 /**
  * The URLs Twilio may have signed for this request: PUBLIC_BASE_URL (or the request's own origin)
- * + path + raw query; when the base names no port, also the same with the scheme's default port,
- * because Twilio signs with whatever URL it was configured with (§9.4 step 5).
+ * + path + raw query, each with and without the scheme's default port (Twilio signs whatever URL it
+ * was configured with, and its own validator tries both), and each with the query's `'` as Twilio
+ * sent it: the Workers runtime hands us `%27` for a raw `'` (the URL standard escapes it in queries).
  */
 export function twilioSignedUrls(requestUrl: string, publicBaseUrl: string | undefined): string[] {
   const { origin, path, query } = rawPathAndQuery(requestUrl);
   const base = (publicBaseUrl ?? origin).replace(/\/+$/, "");
-  const suffix = path + (query === null ? "" : `?${query}`);
-  const urls = [base + suffix];
-  const authority = base.match(/^(https?):\/\/([^/?#]+)(.*)$/i);
-  if (authority && !/:\d+$/.test(authority[2]!) && !authority[2]!.endsWith("]")) {
-    const port = authority[1]!.toLowerCase() === "https" ? 443 : 80;
-    urls.push(`${authority[1]}://${authority[2]}:${port}${authority[3]}${suffix}`);
+  const queries = query === null ? [""] : [`?${query}`, `?${query.replace(/%27/g, "'")}`];
+  const bases = [base];
+  const authority = base.match(/^(https?):\/\/([^/?#]+?)(?::(\d+))?(\/.*)?$/i);
+  if (authority && !authority[2]!.endsWith("]")) {
+    const [, scheme, host, port, basePath = ""] = authority;
+    const defaultPort = scheme!.toLowerCase() === "https" ? "443" : "80";
+    if (port === undefined) bases.push(`${scheme}://${host}:${defaultPort}${basePath}`);
+    else if (port === defaultPort) bases.push(`${scheme}://${host}${basePath}`);
   }
-  return urls;
+  return [...new Set(bases.flatMap((b) => queries.map((q) => b + path + q)))];
 }
 
 /** Form parameters as Twilio's validator sees them: name order by code unit, each distinct value sorted. */

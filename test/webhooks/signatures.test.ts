@@ -77,6 +77,7 @@ describe("Twilio X-Twilio-Signature (§9.4)", () => {
 
   it("accepts the default port when PUBLIC_BASE_URL names none, and uses the request origin when unset", async () => {
     expect(twilioSignedUrls("http://x/p?q=1", "https://msg.example.com")).toEqual(["https://msg.example.com/p?q=1", "https://msg.example.com:443/p?q=1"]);
+    expect(twilioSignedUrls("http://x/p?q=%27", "https://msg.example.com:443")).toEqual(["https://msg.example.com:443/p?q=%27", "https://msg.example.com:443/p?q='", "https://msg.example.com/p?q=%27", "https://msg.example.com/p?q='"]);
     expect(twilioSignedUrls("http://x/p", "https://msg.example.com:8443")).toEqual(["https://msg.example.com:8443/p"]);
     expect(twilioSignedUrls("http://service.test/p?a=%20", undefined)[0]).toBe("http://service.test/p?a=%20");
     const withPort = await twilioSignature("tok", twilioSignatureString("https://msg.example.com:443/p", [["A", "1"]]));
