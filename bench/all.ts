@@ -18,6 +18,7 @@ import Redis from "ioredis";
 import { runColdStart } from "./cold-start.ts";
 import { POSTGRES_URL, REDIS_URL } from "./lib.ts";
 import { writeReport, RESULTS_MD, RESULTS_JSON, RESULTS_SVG, type BenchResults, type BundleResult } from "./report.ts";
+import { runScheduled } from "./scheduled.ts";
 import { runSendPath } from "./send-path.ts";
 import { runWorker, WORKER_SECTIONS } from "./worker.ts";
 
@@ -39,6 +40,7 @@ const knobs = {
   IDLE_S: Number(knob("IDLE_S", "180", "60")),
   THROUGHPUT_MESSAGES: Number(knob("THROUGHPUT_MESSAGES", "1200", "300")),
   COLD_STARTS: Number(knob("COLD_STARTS", "3", "1")),
+  SCHEDULED_MESSAGES: Number(knob("SCHEDULED_MESSAGES", "50", "20")),
 };
 const PORT = process.env.PORT ? Number(process.env.PORT) : undefined;
 
@@ -172,6 +174,7 @@ results.worker = await step("worker", () =>
   }),
 );
 results.coldStart = await step("cold-start", () => runColdStart({ port: PORT ?? 8182, runs: knobs.COLD_STARTS }));
+results.scheduled = await step("scheduled", () => runScheduled({ port: PORT ?? 8183, messages: knobs.SCHEDULED_MESSAGES, aheadMs: 4000 }));
 results.bundle = await step("bundle", bundleSize);
 results.meta.seconds.total = (performance.now() - started) / 1000;
 

@@ -134,7 +134,7 @@ export interface paths {
         put?: never;
         /**
          * Send an SMS, MMS or email
-         * @description Stores the message as `pending` in its conversation and queues it (one Postgres statement, one Redis command); the worker sends it. With SYNC_MESSAGE_PROCESSING the provider is called before answering and the message comes back `sent`, `retry` or `failed`.
+         * @description Stores the message as `pending` in its conversation and queues it (one Postgres statement, one Redis command); the worker sends it. With `send_at` it is stored `scheduled` and sent at that time (it can be canceled until then). With SYNC_MESSAGE_PROCESSING the provider is called before answering and the message comes back `sent`, `retry` or `failed`.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -212,6 +212,26 @@ export interface paths {
          * @description Statuses only move forward (pending → queued → sending → sent → delivered, or to a failure); the same status again changes only metadata. A message moved to `retry` is due at once and goes back on its queue.
          */
         patch: operations["updateMessageStatus"];
+        trace?: never;
+    };
+    "/api/v1/messages/{message_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a message not yet sent
+         * @description Moves a `scheduled`, `pending`, `queued` or `retry` message the worker has not claimed to `canceled`, which is final: it is never sent, even if its queue entry or schedule fires later. `canceled` is recorded on its timeline. No request body.
+         */
+        post: operations["cancelMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/messages/{message_id}/retry": {
@@ -1066,6 +1086,7 @@ export interface components {
          *       "to": "+15559876543",
          *       "body": "Your code is 123456",
          *       "attachments": [],
+         *       "send_at": null,
          *       "sent_at": null,
          *       "delivered_at": null,
          *       "created_at": "2025-01-15T10:30:00.123Z",
@@ -1098,13 +1119,19 @@ export interface components {
             /** @enum {string} */
             direction: "outbound" | "inbound";
             /** @enum {string} */
-            status: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
+            status: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
             /** @enum {string} */
             type: "sms" | "mms" | "email";
             from: string;
             to: string;
             body: string | null;
             attachments: string[];
+            /**
+             * Format: date-time
+             * @description When a scheduled send was asked to go out (status `scheduled` until then); null for an immediate send.
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            send_at: string | null;
             /**
              * Format: date-time
              * @example 2025-01-15T10:30:00.123Z
@@ -1190,6 +1217,12 @@ export interface components {
              * @enum {string|null}
              */
             conversation_type?: "direct" | "thread" | null;
+            /**
+             * Format: date-time
+             * @description Schedules the send: an RFC 3339 date-time with its offset, in the future and at most 35 days ahead (else 422). The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).
+             * @example 2025-01-15T10:30:00Z
+             */
+            send_at?: string | null;
         };
         /**
          * @example {
@@ -1245,6 +1278,12 @@ export interface components {
              * @enum {string|null}
              */
             conversation_type?: "direct" | "thread" | null;
+            /**
+             * Format: date-time
+             * @description Schedules the send: an RFC 3339 date-time with its offset, in the future and at most 35 days ahead (else 422). The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).
+             * @example 2025-01-15T10:30:00Z
+             */
+            send_at?: string | null;
         };
         /**
          * @example {
@@ -1300,6 +1339,12 @@ export interface components {
              * @enum {string|null}
              */
             conversation_type?: "direct" | "thread" | null;
+            /**
+             * Format: date-time
+             * @description Schedules the send: an RFC 3339 date-time with its offset, in the future and at most 35 days ahead (else 422). The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).
+             * @example 2025-01-15T10:30:00Z
+             */
+            send_at?: string | null;
         };
         /**
          * @example {
@@ -1317,6 +1362,7 @@ export interface components {
          *           "to": "+15559876543",
          *           "body": "Your code is 123456",
          *           "attachments": [],
+         *           "send_at": null,
          *           "sent_at": null,
          *           "delivered_at": null,
          *           "created_at": "2025-01-15T10:30:00.123Z",
@@ -1697,6 +1743,12 @@ export interface components {
              */
             conversation_type?: "direct" | "thread" | null;
             /**
+             * Format: date-time
+             * @description Schedules the send: an RFC 3339 date-time with its offset, in the future and at most 35 days ahead (else 422). The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).
+             * @example 2025-01-15T10:30:00Z
+             */
+            send_at?: string | null;
+            /**
              * @description Stored in the message's metadata as `timestamp`; a value that is not a string is ignored.
              * @example 2024-11-01T14:00:00Z
              */
@@ -1748,6 +1800,12 @@ export interface components {
              * @enum {string|null}
              */
             conversation_type?: "direct" | "thread" | null;
+            /**
+             * Format: date-time
+             * @description Schedules the send: an RFC 3339 date-time with its offset, in the future and at most 35 days ahead (else 422). The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).
+             * @example 2025-01-15T10:30:00Z
+             */
+            send_at?: string | null;
             /**
              * @description Stored in the message's metadata as `timestamp`; a value that is not a string is ignored.
              * @example 2024-11-01T14:00:00Z
@@ -1884,7 +1942,7 @@ export interface components {
             to: string;
             body: string | null;
             /** @enum {string} */
-            status: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
+            status: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
             /** @enum {string} */
             provider: "twilio" | "sendgrid";
             /**
@@ -2621,6 +2679,7 @@ export interface operations {
                      *       "to": "+15559876543",
                      *       "body": "Your code is 123456",
                      *       "attachments": [],
+                     *       "send_at": null,
                      *       "sent_at": null,
                      *       "delivered_at": null,
                      *       "created_at": "2025-01-15T10:30:00.123Z",
@@ -2688,9 +2747,13 @@ export interface operations {
             query?: {
                 conversation_id?: string;
                 parent_id?: string;
-                status?: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
+                status?: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
                 direction?: "outbound" | "inbound";
                 type?: "sms" | "mms" | "email";
+                /** @description Only messages created at or after this time (RFC 3339 with offset). After `created_before` gives an empty page. */
+                created_after?: string;
+                /** @description Only messages created before this time (RFC 3339 with offset). */
+                created_before?: string;
                 /** @description Page size, 1-100. */
                 limit?: number;
                 /** @description Rows to skip. */
@@ -2971,15 +3034,116 @@ export interface operations {
                         message: string;
                         details: {
                             /** @enum {string} */
-                            from: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
+                            from: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
                             /** @enum {string} */
-                            to: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held";
+                            to: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
                         };
                     };
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    cancelMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message, canceled. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No message has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Message not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description The message is already being sent, was sent, failed, was canceled, is inbound, or its last attempt may have reached the provider; nothing changed. `details.status` is its status now. */
+            409: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": {
+                     *         "status": "sent"
+                     *       },
+                     *       "error": "not_cancelable",
+                     *       "message": "Cannot cancel message with status: sent"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description A stable code: validation_error, not_found, conflict, rate_limited, ...
+                         * @example not_found
+                         */
+                        error: string;
+                        /** @description For people; for a validation error, the first issue's message. */
+                        message: string;
+                        details: {
+                            /** @enum {string} */
+                            status: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
+                        };
+                    };
+                };
+            };
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
                 headers: {

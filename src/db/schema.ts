@@ -7,7 +7,8 @@ import { type AnyPgColumn, boolean, check, index, integer, jsonb, pgTable, prima
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 6 });
 
 export const MESSAGE_TYPES = ["sms", "mms", "email"] as const;
-export const MESSAGE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry", "held"] as const;
+// `scheduled`: waiting for its send_at (outbound only); `canceled`: final, never sent.
+export const MESSAGE_STATUSES = ["pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "retry", "held", "scheduled", "canceled"] as const;
 export const CONVERSATION_STATUSES = ["active", "archived", "closed"] as const;
 export const CONVERSATION_TYPES = ["direct", "thread"] as const;
 export const EVENT_TYPES = [
@@ -22,6 +23,8 @@ export const EVENT_TYPES = [
   "retry_requested",
   "redriven",
   "dead_lettered",
+  "scheduled",
+  "canceled",
 ] as const;
 
 const inList = (column: string, values: readonly string[]) =>
@@ -89,7 +92,10 @@ export const messages = pgTable(
     errorCode: text("error_code"),
     errorMessage: text("error_message"),
     errorClass: text("error_class"),
+    /** a scheduled status: when the worker may claim it (send_at); a retry: when it is due */
     nextAttemptAt: ts("next_attempt_at"),
+    /** the client's send_at for a scheduled send, kept after it was sent; null for an immediate send */
+    sendAt: ts("send_at"),
     /** the last attempt ended so that the provider may have accepted it (ask before resending) */
     ambiguousAttempt: boolean("ambiguous_attempt").notNull().default(false),
     /**
@@ -110,6 +116,8 @@ export const messages = pgTable(
     index("messages_parent_idx").on(t.parentId).where(sql`${t.parentId} is not null`),
     // The worker's claim and the sweep look only at messages still in flight.
     index("messages_in_flight_idx").on(t.status, t.updatedAt).where(sql`status in ('pending', 'queued', 'sending', 'retry')`),
+    // The sweep's safety pass looks for scheduled messages whose time has passed.
+    index("messages_scheduled_idx").on(t.nextAttemptAt).where(sql`status = 'scheduled'`),
     index("messages_unread_idx").on(t.conversationId).where(sql`direction = 'inbound' and read_at is null`),
     // Reconcile looks for our other unresolved ambiguous messages to the same recipient.
     index("messages_ambiguous_idx").on(t.toAddress).where(sql`ambiguous_attempt and provider_message_id is null`),

@@ -11,7 +11,10 @@
 // statement is fenced by the claim, so a late record can never overwrite newer work.
 //
 // Also kept here: message ids whose stream entry the send route could not write (Redis down); the
-// shard writes them as soon as Redis answers (src/queue/streams.ts `enqueue`).
+// shard writes them as soon as Redis answers (src/queue/streams.ts `enqueue`). And scheduled sends
+// with their due time: the shard's alarm is armed at the earliest, and at that time they join the
+// ids owed to the stream. Being in the object's storage, they survive its eviction and a Redis
+// restart; the sweep's database pass finds any that never reached a shard.
 import type { Outcome } from "../queue/processing";
 import type { Channel } from "../validation/address";
 
@@ -29,6 +32,8 @@ export class Journal {
       message_id text primary key, claim_seq integer not null, attempt integer not null,
       state text not null, outcome text, updated_at integer not null)`);
     sql.exec("create table if not exists unqueued (message_id text primary key, type text not null, added_at integer not null)");
+    sql.exec("create table if not exists scheduled (message_id text primary key, type text not null, due_at integer not null)");
+    sql.exec("create index if not exists scheduled_due on scheduled (due_at)");
   }
 
   claimed(messages: Claimed[]): void {
@@ -100,5 +105,31 @@ export class Journal {
 
   queued(ids: Iterable<string>): void {
     for (const id of ids) this.sql.exec("delete from unqueued where message_id = ?", id);
+  }
+
+  /** A scheduled send, due at `dueAt` (epoch ms); a second call for the same id keeps the latest time. */
+  schedule(id: string, type: Channel, dueAt: number): void {
+    this.sql.exec("insert or replace into scheduled (message_id, type, due_at) values (?, ?, ?)", id, type, dueAt);
+  }
+
+  /** The earliest scheduled due time, epoch ms; null when none is waiting. */
+  earliestScheduled(): number | null {
+    const [row] = this.sql.exec<{ at: number | null }>("select min(due_at) as at from scheduled").toArray();
+    return row?.at == null ? null : Number(row.at);
+  }
+
+  /** Scheduled sends due by `now` move to the ids owed to the stream, in one transaction; returns how many. */
+  releaseDue(now: number): number {
+    const due = this.sql.exec<{ message_id: string; type: string; due_at: number }>("select message_id, type, due_at from scheduled where due_at <= ? order by due_at limit 500", now).toArray();
+    for (const r of due) {
+      this.sql.exec("insert or ignore into unqueued (message_id, type, added_at) values (?, ?, ?)", r.message_id, r.type, Number(r.due_at));
+      this.sql.exec("delete from scheduled where message_id = ?", r.message_id);
+    }
+    return due.length;
+  }
+
+  get scheduledCount(): number {
+    const [row] = this.sql.exec<{ n: number }>("select count(*) as n from scheduled").toArray();
+    return Number(row?.n ?? 0);
   }
 }

@@ -7,6 +7,9 @@
 // - the journal of claims and outcomes (./journal.ts), finished by the next run after a crash or
 //   while Postgres is down;
 // - message ids whose stream entry the send route could not write, written when Redis answers;
+// - scheduled sends and their due times (`schedule`): the alarm is armed at the earliest, so a
+//   scheduled message is handed to the stream at its time with no polling, after an eviction
+//   too (the alarm and the storage survive it) and whatever Redis lost meanwhile;
 // - its provider's circuit breaker (../queue/circuit.ts): while the provider is down the shard
 //   stops reading, so messages wait without spending attempts, and it probes with one message.
 import { DurableObject } from "cloudflare:workers";
@@ -48,6 +51,8 @@ export interface WorkerStats {
   circuit: CircuitState;
   /** claims and outcomes in the journal, not yet finished */
   journal: number;
+  /** scheduled sends waiting for their time in this shard */
+  scheduled: number;
 }
 
 /** What the next Redis step must carry: acks of the last batch and what its outcomes owe Redis. */
@@ -58,6 +63,8 @@ interface Carry {
 }
 
 const emptyCarry = (): Carry => ({ ack: [], outcomes: [], recorded: new Set() });
+
+const earliestOf = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.min(a, b));
 
 export class QueueWorker extends DurableObject<Env> {
   private running: Promise<void> | null = null;
@@ -75,6 +82,8 @@ export class QueueWorker extends DurableObject<Env> {
   private circuitState: CircuitState | undefined;
   /** the circuit changed since it was last published to Redis */
   private circuitDirty = true;
+  /** a send was scheduled while a run was in progress: its end re-arms the alarm for it */
+  private scheduledDuringRun = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -145,6 +154,24 @@ export class QueueWorker extends DurableObject<Env> {
     await this.armNow();
   }
 
+  /**
+   * A scheduled send (src/services/delivery.ts): kept in storage with its due time, and the alarm
+   * armed for it unless an earlier one is set. At its time the run writes its stream entry and
+   * works it like any other; the claim refuses it before its time and after a cancel.
+   */
+  async schedule(messageId: string, dueAt: number): Promise<void> {
+    if (!UUID.test(messageId)) throw new Error(`not a message id: ${messageId}`);
+    if (!Number.isFinite(dueAt)) throw new Error(`not a due time: ${dueAt}`);
+    this.journal.schedule(messageId, this.workerName().split(":")[0] as Channel, dueAt);
+    if (this.running) {
+      // The run's end sets the alarm from storage; this one may have missed its look.
+      this.scheduledDuringRun = true;
+      return;
+    }
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > dueAt) await this.ctx.storage.setAlarm(Math.max(dueAt, Date.now()));
+  }
+
   /** The provider signed a callback or an inbound message: it is up, so an open circuit probes now. */
   async providerAlive(): Promise<void> {
     const circuit = this.circuit(loadConfig(this.env));
@@ -162,6 +189,7 @@ export class QueueWorker extends DurableObject<Env> {
       nextAlarmAt: alarm === null ? null : new Date(alarm).toISOString(),
       circuit: this.circuit(loadConfig(this.env)).state,
       journal: this.journal.size,
+      scheduled: this.journal.scheduledCount,
     };
   }
 
@@ -189,6 +217,7 @@ export class QueueWorker extends DurableObject<Env> {
     const type = name.split(":")[0] as Channel;
     const config = loadConfig(this.env);
     this.rung = false;
+    this.scheduledDuringRun = false;
     this.counters.runs++;
     this.counters.lastRunAt = new Date().toISOString();
     let next: number | null;
@@ -211,10 +240,18 @@ export class QueueWorker extends DurableObject<Env> {
     }
     // Forced when the shard goes to sleep: its samples must not wait in memory for the next run.
     await flushSamples(this.env, next === null).catch(() => undefined);
-    // Re-arm late: now if more may wait, else at the earliest due retry or probe, else sleep.
+    // Re-arm late: now if more may wait, else at the earliest due retry, probe or scheduled
+    // send, else sleep. Read and set with no await between, so that no schedule() slips past.
     if (this.rung && next === null) next = Date.now();
+    next = earliestOf(next, this.journal.earliestScheduled());
     if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
     else await this.ctx.storage.deleteAlarm();
+    // A send scheduled while the alarm was being set: arm for it if it is earlier.
+    if (this.scheduledDuringRun) {
+      this.scheduledDuringRun = false;
+      const due = earliestOf(next, this.journal.earliestScheduled());
+      if (due !== null && due !== next) await this.ctx.storage.setAlarm(Math.max(due, Date.now()));
+    }
   }
 
   /**
@@ -229,9 +266,12 @@ export class QueueWorker extends DurableObject<Env> {
     const deadline = Date.now() + config.QUEUE_TIME_BUDGET_MS;
     try {
       let carry = await this.finishJournal(config, db, budget, type);
-      await this.writeUnqueued(redis, budget);
       const circuit = this.circuit(config);
       for (;;) {
+        // Scheduled sends that came due (also during a long run under load) and entries the route
+        // could not write go to the stream first; nothing to do costs one SQLite read.
+        this.journal.releaseDue(Date.now());
+        await this.writeUnqueued(redis, budget);
         const allowance = circuit.allowance(Date.now());
         this.saveCircuit(circuit);
         const affordable = Math.floor((budget.remaining - RESERVED_SUBREQUESTS) / 2);

@@ -79,7 +79,9 @@ function toOutbound(row: Row): OutboundMessage {
     metadata: (row.metadata as Record<string, unknown>) ?? {},
     attempt: Number(row.attempts),
     claimSeq: Number(row.claim_seq),
-    createdAt: new Date(row.created_at as string).toISOString(),
+    // A scheduled message ages from its send_at: MESSAGE_MAX_AGE_SECONDS bounds how long it may
+    // wait to be sent, not how far ahead it was scheduled.
+    createdAt: new Date((row.send_at ?? row.created_at) as string).toISOString(),
     ambiguousAttempt: Boolean(row.ambiguous_attempt),
     ambiguousWindows: ((row.ambiguous_windows as { started_at: string; ended_at: string }[] | null) ?? []).map((w) => ({
       startedAt: Date.parse(w.started_at),
@@ -92,6 +94,10 @@ function toOutbound(row: Row): OutboundMessage {
 /**
  * Compare-and-set from a claimable status to `sending`, one statement for the batch. Rows another
  * transaction holds are skipped, not waited for. `claim_seq` is bumped and fences the outcome.
+ * A `canceled` row is never claimed, whatever stream entry or alarm brought it here; a cancel is
+ * itself one conditional update of the row, so a cancel and a claim racing have one winner. A
+ * `scheduled` row is claimed only from its send_at (next_attempt_at), less SCHEDULE_CLOCK_SLACK
+ * for the shard's clock running ahead of Postgres' (its alarm fires by its own clock).
  */
 export async function claim(db: Database, ids: string[]): Promise<OutboundMessage[]> {
   if (ids.length === 0) return [];
@@ -99,8 +105,8 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
     with candidates as (
       select id, status from messages
        where id = any(${`{${ids.join(",")}}`}::uuid[])
-         and status in ('pending', 'queued', 'retry')
-         and (next_attempt_at is null or next_attempt_at <= now())
+         and ((status in ('pending', 'queued', 'retry') and (next_attempt_at is null or next_attempt_at <= now()))
+           or (status = 'scheduled' and next_attempt_at <= now() + ${SCHEDULE_CLOCK_SLACK}::interval))
        for update skip locked),
     claimed as (
       update messages m set status = 'sending', attempts = m.attempts + 1, claim_seq = m.claim_seq + 1,
@@ -117,6 +123,9 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
   for (const row of rows) recordMessage({ direction: "outbound", type: row.type as Channel, provider: String(row.provider), status: "sending" });
   return rows.map(toOutbound);
 }
+
+/** How far the shard's clock may run ahead of Postgres' when it hands over a scheduled send. */
+export const SCHEDULE_CLOCK_SLACK = "1 second";
 
 function ambiguousPolicy(config: Config): "retry" | "fail" | "reconcile" {
   return config.AMBIGUOUS_SEND_POLICY ?? "reconcile";
@@ -368,6 +377,8 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
         updated_at = now()
       from input i
       where m.id = i.id and m.claim_seq = i.claim_seq
+        -- canceled is final: a late record of an older claim leaves it alone
+        and m.status <> 'canceled'
       returning m.id, m.type, m.status, m.attempts),
     ev as (
       insert into message_events (id, message_id, type, data)

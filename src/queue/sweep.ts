@@ -7,7 +7,8 @@
 // or entries were reclaimed from a dead consumer) or at the slow safety cadence
 // SWEEP_SAFETY_INTERVAL_SECONDS (10 min: 6 Postgres statements in an idle hour), so that Neon can
 // suspend. Lost XADDs normally reach their stream through their shard within seconds
-// (src/services/delivery.ts); the safety pass covers a Worker that died before handing one over.
+// (src/services/delivery.ts); the safety pass covers a Worker that died before handing one over,
+// and a scheduled send whose shard never got it (its send_at passed a minute ago, still scheduled).
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
@@ -183,7 +184,7 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
       on conflict (message_id) do nothing),
     too_old as (
       select id from messages
-       where status in ('pending', 'queued', 'retry') and created_at < now() - ${maxAge}::interval
+       where status in ('pending', 'queued', 'retry', 'scheduled') and coalesce(send_at, created_at) < now() - ${maxAge}::interval
        order by created_at limit 500 for update skip locked),
     expired as (
       update messages m set status = 'failed', error_class = coalesce(m.error_class, 'timeout'), error_code = 'expired',
@@ -205,14 +206,15 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
        where ((status in ('pending', 'queued')
               and created_at < (${cutoffs}::jsonb ->> type)::timestamptz
               and updated_at < now() - interval '60 seconds')
-          or (status = 'retry' and next_attempt_at < now() - interval '60 seconds' and updated_at < now() - interval '60 seconds'))
-         and created_at >= now() - ${maxAge}::interval
+          or (status in ('retry', 'scheduled') and next_attempt_at < now() - interval '60 seconds' and updated_at < now() - interval '60 seconds'))
+         and coalesce(send_at, created_at) >= now() - ${maxAge}::interval
        order by created_at limit 500 for update skip locked),
     reenqueued as (
       update messages m set updated_at = now() from lost l where m.id = l.id returning m.id, m.type, m.status),
     reenqueued_events as (
       insert into message_events (id, message_id, type, data)
-      select gen_random_uuid(), id, 'enqueued', jsonb_build_object('queue', type, 'reason', case when status = 'retry' then 'scheduled_retry' else 'initial' end, 'source', 'sweep')
+      select gen_random_uuid(), id, 'enqueued', jsonb_build_object('queue', type, 'reason',
+             case status when 'retry' then 'scheduled_retry' when 'scheduled' then 'scheduled_send' else 'initial' end, 'source', 'sweep')
         from reenqueued),
     -- A late packet of a send can arrive seconds after its client gave up, never days.
     pruned_fences as (

@@ -8,6 +8,7 @@ import { cannotRetry, changeStatus, getMessage, listEvents, listMessages, messag
 import type { Message as MessageRepresentation } from "../services/representation";
 import { deliverAgain, type Delivery } from "../services/delivery";
 import { acceptSend, type SendSource } from "../services/send";
+import { cancelMessage, notCancelable, onMessageCanceled } from "../services/cancel";
 import { defineRoute, type ErrorDoc } from "../openapi";
 import {
   EventListQuery,
@@ -82,6 +83,7 @@ const SendRoute = defineRoute({
   summary: "Send an SMS, MMS or email",
   description:
     "Stores the message as `pending` in its conversation and queues it (one Postgres statement, one Redis command); the worker sends it. " +
+    "With `send_at` it is stored `scheduled` and sent at that time (it can be canceled until then). " +
     "With SYNC_MESSAGE_PROCESSING the provider is called before answering and the message comes back `sent`, `retry` or `failed`.",
   tags: ["messages"],
   request: {
@@ -181,6 +183,28 @@ const RetryRoute = defineRoute({
   },
 });
 
+const CancelRoute = defineRoute({
+  method: "post",
+  path: "/api/v1/messages/{message_id}/cancel",
+  operationId: "cancelMessage",
+  summary: "Cancel a message not yet sent",
+  description:
+    "Moves a `scheduled`, `pending`, `queued` or `retry` message the worker has not claimed to `canceled`, which is final: it is never sent, " +
+    "even if its queue entry or schedule fires later. `canceled` is recorded on its timeline. No request body.",
+  tags: ["messages"],
+  request: { params: MessageIdParams },
+  responses: { 200: { description: "The message, canceled.", content: { "application/json": { schema: Message } } } },
+  errors: {
+    404: MESSAGE_NOT_FOUND,
+    409: {
+      description:
+        "The message is already being sent, was sent, failed, was canceled, is inbound, or its last attempt may have reached the provider; nothing changed. `details.status` is its status now.",
+      details: z.object({ status: z.enum(MESSAGE_STATUSES) }),
+      example: { error: "not_cancelable", message: "Cannot cancel message with status: sent", details: { status: "sent" } },
+    },
+  },
+});
+
 export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(SendRoute, (c) =>
     sendFromRequest(c, "api", c.req.valid("json"), c.req.valid("header")["Idempotency-Key"], (message) => ({ status: 201, body: message })),
@@ -188,7 +212,8 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(ListRoute, async (c) => {
     const { conversation_id, parent_id, status, direction, type, limit, offset } = c.req.valid("query");
-    const filters = { conversationId: conversation_id, parentId: parent_id, status, direction, type };
+    const { created_after: createdAfter, created_before: createdBefore } = c.req.valid("query");
+    const filters = { conversationId: conversation_id, parentId: parent_id, status, direction, type, createdAfter, createdBefore };
     return c.json(await listMessages(c.get("deps"), filters, { limit, offset }), 200);
   });
 
@@ -202,6 +227,13 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
     // A message moved to retry is due now: back on its stream, so that the worker sees it.
     if (message.status === "retry") return c.json(await deliverAgain(delivery(c), message, null), 200);
     return c.json(message, 200);
+  });
+
+  app.openapi(CancelRoute, async (c) => {
+    const result = await cancelMessage(c.get("deps"), c.req.valid("param").message_id);
+    if (result.kind === "refused") throw notCancelable(result.status, result.reason);
+    await onMessageCanceled(c.get("deps"), result.message);
+    return c.json(result.message, 200);
   });
 
   app.openapi(RetryRoute, async (c) => {

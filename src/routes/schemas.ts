@@ -26,6 +26,7 @@ export const MESSAGE_EXAMPLE = {
   to: "+15559876543",
   body: "Your code is 123456",
   attachments: [],
+  send_at: null,
   sent_at: null,
   delivered_at: null,
   created_at: AT,
@@ -50,6 +51,9 @@ export const Message = z
     to: z.string(),
     body: z.string().nullable(),
     attachments: z.array(z.string()),
+    send_at: Timestamp.nullable().openapi({
+      description: "When a scheduled send was asked to go out (status `scheduled` until then); null for an immediate send.",
+    }),
     sent_at: Timestamp.nullable(),
     delivered_at: Timestamp.nullable(),
     created_at: Timestamp,

@@ -4,6 +4,9 @@
 // as soon as Redis answers; the sweep's slow safety pass covers a Worker that died in between.
 // Sync mode: claim, send and record inline, never enqueue; a failed inline attempt is scheduled
 // once for the worker. Every step is bounded by the request's deadline.
+// Scheduled (a send_at): handed to its shard's Durable Object, which keeps it in its storage and
+// arms its alarm for it, in both modes; if that handover fails the sweep's database pass finds it
+// once overdue.
 import { sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { openDatabase } from "../db/client";
@@ -38,14 +41,14 @@ function ring(d: Delivery, type: Channel, messageId: string, recheck = false) {
   );
 }
 
-async function recordEnqueueFailure(config: Config, messageId: string, error: unknown, handedOver: boolean) {
+async function recordEnqueueFailure(config: Config, messageId: string, error: unknown, handedOver: boolean | "sweep") {
   // Its own connection: the request's is closed as the response goes out.
   const db = openDatabase(config);
   try {
     await db.run(sql`insert into message_events (id, message_id, type, data)
       values (${uuidv7()}, ${messageId}, 'enqueue_failed', ${JSON.stringify({
         error: error instanceof Error ? error.message : String(error),
-        will_retry: handedOver ? "shard" : "sweep",
+        will_retry: handedOver === true ? "shard" : "sweep",
       })}::jsonb)`);
   } catch (recordError) {
     log("error", "enqueue_failure_not_recorded", { message_id: messageId, ...errorFields(recordError) });
@@ -115,8 +118,22 @@ async function handOver(d: Delivery, message: Message, write: () => Promise<unkn
   return message;
 }
 
-/** A newly stored message: enqueue (async) or attempt inline (sync). */
+/** A scheduled message goes to its shard, which holds it until its send_at. */
+async function handToScheduler(d: Delivery, message: Message): Promise<Message> {
+  const dueAt = Date.parse(message.send_at!);
+  try {
+    await withinBudget(shardStub(d.env, d.config, message.type as Channel, message.id).schedule(message.id, dueAt), left(d));
+  } catch (error) {
+    // Stored and answered 201 all the same: the sweep's database pass enqueues overdue scheduled rows.
+    log("error", "schedule_handover_failed", { request_id: d.requestId, message_id: message.id, ...errorFields(error) });
+    d.waitUntil(recordEnqueueFailure(d.config, message.id, error, "sweep"));
+  }
+  return message;
+}
+
+/** A newly stored message: scheduled (to its shard), enqueue (async) or attempt inline (sync). */
 export function deliverNew(d: Delivery, message: Message): Promise<Message> {
+  if (message.status === "scheduled" && message.send_at) return handToScheduler(d, message);
   if (d.config.SYNC_MESSAGE_PROCESSING) return processInline(d, message.id);
   return handOver(d, message, () => enqueue(d.deps.redis(), message.type as Channel, message.id, 0), false);
 }

@@ -23,6 +23,10 @@ export interface MessageFilters {
   status?: string;
   direction?: string;
   type?: string;
+  /** epoch ms: created at or after (inclusive) */
+  createdAfter?: number;
+  /** epoch ms: created before (exclusive) */
+  createdBefore?: number;
 }
 
 function whereClause(filters: MessageFilters): SQL {
@@ -32,6 +36,9 @@ function whereClause(filters: MessageFilters): SQL {
   if (filters.status) parts.push(sql`status = ${filters.status}`);
   if (filters.direction) parts.push(sql`direction = ${filters.direction}`);
   if (filters.type) parts.push(sql`type = ${filters.type}`);
+  // A range on messages_list_idx (created_at desc, id desc).
+  if (filters.createdAfter !== undefined) parts.push(sql`created_at >= ${new Date(filters.createdAfter).toISOString()}::timestamptz`);
+  if (filters.createdBefore !== undefined) parts.push(sql`created_at < ${new Date(filters.createdBefore).toISOString()}::timestamptz`);
   return sql.join(parts, sql` and `);
 }
 

@@ -23,6 +23,7 @@ export function toMessage(row: Row) {
     to: row.to_address as string,
     body: (row.body as string | null) ?? null,
     attachments: (row.attachments as string[] | null) ?? [],
+    send_at: iso(row.send_at),
     sent_at: iso(row.sent_at),
     delivered_at: iso(row.delivered_at),
     created_at: iso(row.created_at)!,

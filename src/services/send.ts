@@ -3,7 +3,8 @@
 // - Overload is refused before anything is stored: a bounded number of sends per isolate, above
 //   which the answer is 503 with Retry-After.
 // - A type whose provider cannot send (no credentials outside development) is refused, stored nothing.
-// - One statement files the message into its conversation, inserts it `pending` with its first
+// - One statement files the message into its conversation, inserts it `pending` (or `scheduled`,
+//   with a send_at in its window: future, at most SEND_AT_MAX_DAYS ahead) with its first
 //   events, writes its send fence and, with an Idempotency-Key, the key pointing at it: the key
 //   commits with the message or not at all. Postgres enforces the statement's time limit, so a send
 //   that timed out was rolled back, not committed behind the client's back.
@@ -19,7 +20,7 @@ import { uuidv7 } from "../ids";
 import { errorFields, log } from "../log";
 import { providerUnavailable } from "../providers";
 import type { Channel } from "../validation/address";
-import type { SendInput } from "../validation/messages";
+import { SEND_AT_MAX_DAYS, type SendInput } from "../validation/messages";
 import { smsSegments } from "../validation/segments";
 import { directKey } from "./conversation-keys";
 import { getMessage } from "./messages";
@@ -91,8 +92,12 @@ export interface SendOptions {
 function storeStatement(id: string, input: SendInput, options: SendOptions): SQL {
   const provider = input.type === "email" ? "sendgrid" : "twilio";
   const segments = input.type === "sms" ? smsSegments(input.body) : null;
+  // A scheduled send waits for its time in its shard (src/objects/queue-worker.ts `schedule`), not
+  // in the stream; next_attempt_at holds the time, so that the claim refuses it until then.
+  const sendAt = input.sendAt == null ? null : new Date(input.sendAt).toISOString();
   const events: { type: string; data: unknown }[] = [{ type: "created", data: { source: options.source } }];
-  if (options.enqueue) events.push({ type: "enqueued", data: { queue: input.type, reason: "initial" } });
+  if (sendAt) events.push({ type: "scheduled", data: { send_at: sendAt } });
+  else if (options.enqueue) events.push({ type: "enqueued", data: { queue: input.type, reason: "initial" } });
   const eventRows = sql.join(
     events.map((e) => sql`(${uuidv7()}::uuid, ${e.type}, ${JSON.stringify(e.data)}::jsonb)`),
     sql`, `,
@@ -105,9 +110,11 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
   return sql`
     with ${conversationCte(input)},
     msg as (
-      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments)
-      select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', 'pending', ${input.type}, ${input.from}, ${input.to},
-             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}
+      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments,
+                            send_at, next_attempt_at)
+      select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', ${sendAt ? "scheduled" : "pending"}, ${input.type}, ${input.from}, ${input.to},
+             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments},
+             ${sendAt}::timestamptz, ${sendAt}::timestamptz
         from conv
       returning *),
     ev as (
@@ -150,10 +157,26 @@ export async function acceptSend(deps: Deps, config: Config, input: SendInput, o
   }
   sendsInFlight++;
   try {
+    const outside = sendAtIssue(input.sendAt);
+    if (outside) {
+      // A retry of a keyed scheduled send after its time has passed is still the same request:
+      // it gets the first answer, not a 422 about a time that was in the future when it was sent.
+      const found = options.key ? await existingKey(deps, options.key) : null;
+      if (found) return found;
+      throw validationError([{ path: "body.send_at", message: outside }]);
+    }
     return await store(deps, input, options);
   } finally {
     sendsInFlight--;
   }
+}
+
+/** Why a send_at cannot be scheduled (in the past, or too far ahead), or null when it can. */
+export function sendAtIssue(sendAt: number | null | undefined, now = Date.now()): string | null {
+  if (sendAt == null) return null;
+  if (sendAt <= now) return "send_at must be in the future";
+  if (sendAt > now + SEND_AT_MAX_DAYS * 86_400_000) return `send_at must be at most ${SEND_AT_MAX_DAYS} days ahead`;
+  return null;
 }
 
 async function store(deps: Deps, input: SendInput, options: SendOptions, tries = 2): Promise<Accepted> {
@@ -180,7 +203,7 @@ async function store(deps: Deps, input: SendInput, options: SendOptions, tries =
   const row = rows[0];
   if (!row) throw validationError([{ path: "body.parent_id", message: `Parent message not found: ${input.parentId}` }]);
   const message = toMessage(row);
-  recordMessage({ direction: "outbound", type: input.type, provider: message.provider, status: "pending" });
+  recordMessage({ direction: "outbound", type: input.type, provider: message.provider, status: message.status as "pending" | "scheduled" });
   return { kind: "created", message };
 }
 
@@ -230,7 +253,7 @@ async function settleUnknown(deps: Deps, id: string, deadline: number, cause: De
   if (won) throw serviceUnavailable("Database is unavailable");
   try {
     const message = await getMessage(deps, id);
-    recordMessage({ direction: "outbound", type: message.type as Channel, provider: message.provider, status: "pending" });
+    recordMessage({ direction: "outbound", type: message.type as Channel, provider: message.provider, status: message.status as "pending" | "scheduled" });
     return { kind: "created", message };
   } catch (error) {
     log("error", "send_stored_unreadable", { message_id: id, ...errorFields(error) });

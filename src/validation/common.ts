@@ -111,6 +111,19 @@ export function maxChars<S extends z.ZodString>(schema: S, max: number, message:
   return schema.refine((text) => [...text].length <= max, message).openapi({ maxLength: max });
 }
 
+/**
+ * An RFC 3339 date-time with its offset (`Z` or `±hh:mm`), seconds required: a time without an
+ * offset would be read in some server's zone. Parsed to epoch ms.
+ */
+export function rfc3339(name: string) {
+  const message = `${name} must be an RFC 3339 date-time with a time zone offset, like 2025-01-15T10:30:00Z`;
+  return z
+    .string({ error: message })
+    .pipe(z.iso.datetime({ offset: true, error: message }))
+    .transform((value) => Date.parse(value))
+    .openapi({ format: "date-time", example: "2025-01-15T10:30:00Z" });
+}
+
 export function oneOf<const T extends readonly [string, ...string[]]>(name: string, values: T) {
   return z.enum(values, { error: `${name} must be one of: ${values.join(", ")}` });
 }

@@ -19,6 +19,7 @@ import {
   querySchema,
   type Region,
   requestRegion,
+  rfc3339,
   utf8Length,
   uuidValue,
 } from "./common";
@@ -41,10 +42,15 @@ export interface MessageContent {
 export interface SendInput extends MessageContent {
   parentId: string | null;
   conversationType: "direct" | "thread";
+  /** epoch ms of a scheduled send; null sends now. Its window is checked by the send service. */
+  sendAt?: number | null;
 }
 
+/** How far ahead a send may be scheduled. */
+export const SEND_AT_MAX_DAYS = 35;
+
 export const OBJECT_BODY = "Request body must be a JSON object";
-const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type"] as const;
+const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type", "send_at"] as const;
 
 /** "Field required" when the key is absent, else the field's own message. */
 const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
@@ -136,10 +142,18 @@ function sendRules(value: unknown, ctx: z.RefinementCtx) {
   inFieldOrder(ctx.issues, SEND_FIELDS);
 }
 
+const SendAt = rfc3339("send_at").openapi({
+  description:
+    `Schedules the send: an RFC 3339 date-time with its offset, in the future and at most ${SEND_AT_MAX_DAYS} days ahead (else 422). ` +
+    "The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).",
+  example: "2025-01-15T10:30:00Z",
+});
+
 const shared = {
   metadata: Metadata.nullish(),
   parent_id: ParentId.nullish(),
   conversation_type: ConversationType.nullish(),
+  send_at: SendAt.nullish(),
 };
 
 function typedFields(channel: Channel, region: Region) {
@@ -161,6 +175,7 @@ interface ParsedSend {
   metadata?: Record<string, unknown> | null;
   parent_id?: string | null;
   conversation_type?: "direct" | "thread" | null;
+  send_at?: number | null;
 }
 
 function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<string, unknown> = {}): SendInput {
@@ -173,6 +188,7 @@ function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<str
     metadata: { ...(value.metadata ?? {}), ...extraMetadata },
     parentId: value.parent_id ?? null,
     conversationType: value.conversation_type ?? "direct",
+    sendAt: value.send_at ?? null,
   };
 }
 
@@ -304,6 +320,10 @@ export const MessageListQuery = querySchema({
   status: oneOf("status", MESSAGE_STATUSES).optional(),
   direction: oneOf("direction", ["outbound", "inbound"]).optional(),
   type: oneOf("type", MESSAGE_TYPES).optional(),
+  created_after: rfc3339("created_after")
+    .optional()
+    .openapi({ description: "Only messages created at or after this time (RFC 3339 with offset). After `created_before` gives an empty page." }),
+  created_before: rfc3339("created_before").optional().openapi({ description: "Only messages created before this time (RFC 3339 with offset)." }),
   ...pageQuery(100, 50),
 });
 
