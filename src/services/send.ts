@@ -85,13 +85,17 @@ export interface SendOptions {
   key?: KeyClaim;
   /** epoch ms by which the request must be answered */
   deadline: number;
+  /** the NAME of the API key that sent it, recorded on the `created` event */
+  apiKeyName?: string;
 }
 
 /** The one statement that stores a send: conversation, message, first events, fence, and the key. */
 function storeStatement(id: string, input: SendInput, options: SendOptions): SQL {
   const provider = input.type === "email" ? "sendgrid" : "twilio";
   const segments = input.type === "sms" ? smsSegments(input.body) : null;
-  const events: { type: string; data: unknown }[] = [{ type: "created", data: { source: options.source } }];
+  const events: { type: string; data: unknown }[] = [
+    { type: "created", data: { source: options.source, ...(options.apiKeyName ? { api_key: options.apiKeyName } : {}) } },
+  ];
   if (options.enqueue) events.push({ type: "enqueued", data: { queue: input.type, reason: "initial" } });
   const eventRows = sql.join(
     events.map((e) => sql`(${uuidv7()}::uuid, ${e.type}, ${JSON.stringify(e.data)}::jsonb)`),
