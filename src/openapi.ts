@@ -7,6 +7,7 @@ import { createRoute, type OpenAPIHono, type RouteConfig, z } from "@hono/zod-op
 import type { AppEnv } from "./http/context";
 import { MAX_BODY_BYTES, MAX_EVENT_BATCH_BYTES, MAX_INBOUND_PARSE_BYTES } from "./http/body";
 import { policyFor } from "./http/policy";
+import { DOCS_CSP } from "./assets";
 import { SCOPES, type Scope } from "./http/scopes";
 
 const FieldIssue = z.object({ path: z.string().openapi({ example: "body.to" }), message: z.string() });
@@ -308,12 +309,16 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv>) {
       },
     }),
   );
-  app.get("/docs", (c) =>
-    c.html(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Messaging Service API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><script id="api-reference" data-url="/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-<noscript><a href="/openapi.json">OpenAPI document</a></noscript></body></html>`),
-  );
+  // Swagger UI from the Worker's own static assets (dist-assets/docs, from swagger-ui-dist): it
+  // works offline and under the same kind of strict Content-Security-Policy as the console.
+  app.get("/docs", (c) => {
+    c.header("Content-Security-Policy", DOCS_CSP);
+    return c.html(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Messaging Service API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/docs/favicon-32x32.png"><link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<noscript><a href="/openapi.json">OpenAPI document</a></noscript>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>`);
+  });
 }
