@@ -10,7 +10,17 @@ interface Series {
 
 const W = 600;
 const H = 180;
-const PAD = { left: 44, right: 8, top: 10, bottom: 24 };
+const PAD = { left: 64, right: 8, top: 10, bottom: 24 };
+
+/** Points with no neighbour to draw a line to: drawn as dots, so a lone minute still shows. */
+function lonePoints(values: (number | null)[], max: number): { x: number; y: number }[] {
+  const step = (W - PAD.left - PAD.right) / Math.max(1, values.length - 1);
+  return values.flatMap((v, i) =>
+    v !== null && (values[i - 1] ?? null) === null && (values[i + 1] ?? null) === null
+      ? [{ x: PAD.left + i * step, y: PAD.top + (H - PAD.top - PAD.bottom) * (1 - v / max) }]
+      : [],
+  );
+}
 
 function path(values: (number | null)[], max: number): string {
   const step = (W - PAD.left - PAD.right) / Math.max(1, values.length - 1);
@@ -68,7 +78,12 @@ export function LineChart({ title, unit, series, points, summary }: { title: str
           </text>
         )}
         {series.map((s) => (
-          <path class={`line ${s.className}`} d={path(s.values, nice)} />
+          <g class={s.className}>
+            <path class="line" d={path(s.values, nice)} />
+            {lonePoints(s.values, nice).map((p) => (
+              <circle class="dot" cx={p.x} cy={p.y} r={4} />
+            ))}
+          </g>
         ))}
       </svg>
     </figure>
@@ -81,5 +96,5 @@ function niceMax(max: number): number {
   return max;
 }
 
-export const formatNumber = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(n >= 10_000 ? 0 : 1)}k` : String(Math.round(n)));
+export const formatNumber = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(n >= 10_000 ? 0 : 1)}k` : Number.isInteger(n) ? String(n) : n.toFixed(1));
 export const clock = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });

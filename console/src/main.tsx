@@ -209,7 +209,7 @@ function Queues({ stats }: { stats: Stats | null }) {
         <p>Loading…</p>
       ) : (
         <>
-          <p class="meta">Cron sweep last ran {age(stats.sweep_heartbeat_age_seconds)} ago.</p>
+          <p class="meta">{stats.sweep_heartbeat_age_seconds === null ? "The cron sweep has not run yet." : `Cron sweep last ran ${age(stats.sweep_heartbeat_age_seconds)} ago.`}</p>
           <div class="queues">
             {QUEUES.map((type) => {
               const q = stats.queues[type];
@@ -235,9 +235,9 @@ function Queues({ stats }: { stats: Stats | null }) {
                     <dt>Worker heartbeat</dt>
                     <dd data-field="heartbeat">{q.worker_heartbeat_age_seconds === null ? "never" : `${age(q.worker_heartbeat_age_seconds)} ago`}</dd>
                     <dt>Shards</dt>
-                    <dd data-field="shards">{q.circuit?.shards.join(", ") || `${stats.shards_per_type} (no circuit reported)`}</dd>
+                    <dd data-field="shards">{q.circuit?.shards.join(", ") || Array.from({ length: stats.shards_per_type }, (_, i) => `${type}:${i}`).join(", ")}</dd>
                     <dt>Processed / failed</dt>
-                    <dd>
+                    <dd data-field="totals">
                       {q.processed_total} / {q.failed_total}
                     </dd>
                   </dl>
