@@ -8,6 +8,8 @@ import { clock, LineChart } from "./charts";
 import "./style.css";
 
 const POLL_MS = 5000;
+/** The charts and failure groups read up to an hour of messages: every 15 s is fresh enough. */
+const INSIGHTS_MS = 15_000;
 const QUEUES = ["sms", "mms", "email"] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -104,24 +106,32 @@ function Console({ apiKey, onSignOut }: { apiKey: string; onSignOut: (why: strin
     [apiKey, onSignOut],
   );
 
-  const refresh = useCallback(async () => {
-    try {
-      const [stats, series, failures, deadLetters] = await Promise.all([
-        call<Stats>("/api/v1/queue/stats"),
-        call<Timeseries>("/api/v1/ops/timeseries?minutes=60"),
-        call<{ codes: FailureGroup[] }>("/api/v1/ops/failures?minutes=60"),
-        call<{ dead_letters: DeadLetter[]; total: number }>("/api/v1/queue/dead-letters?limit=50"),
-      ]);
-      setSnap({ stats, series, failures: failures.codes, deadLetters, error: null, updatedAt: new Date() });
-    } catch (err) {
-      setSnap((s) => ({ ...s, error: (err as Error).message }));
-    }
-  }, [call]);
+  // The queues and dead letters every poll; the hour's charts and failure groups (heavier reads)
+  // every INSIGHTS_EVERY polls, and at once after an action.
+  const lastInsights = useRef(0);
+  const refresh = useCallback(
+    async (everything = true) => {
+      const insights = everything || Date.now() - lastInsights.current >= INSIGHTS_MS;
+      try {
+        const [stats, deadLetters, series, failures] = await Promise.all([
+          call<Stats>("/api/v1/queue/stats"),
+          call<{ dead_letters: DeadLetter[]; total: number }>("/api/v1/queue/dead-letters?limit=50"),
+          insights ? call<Timeseries>("/api/v1/ops/timeseries?minutes=60") : Promise.resolve(null),
+          insights ? call<{ codes: FailureGroup[] }>("/api/v1/ops/failures?minutes=60") : Promise.resolve(null),
+        ]);
+        if (insights) lastInsights.current = Date.now();
+        setSnap((s) => ({ stats, deadLetters, series: series ?? s.series, failures: failures?.codes ?? s.failures, error: null, updatedAt: new Date() }));
+      } catch (err) {
+        setSnap((s) => ({ ...s, error: (err as Error).message }));
+      }
+    },
+    [call],
+  );
 
   useEffect(() => {
     void refresh();
     const timer = setInterval(() => {
-      if (!document.hidden) void refresh();
+      if (!document.hidden) void refresh(false);
     }, POLL_MS);
     const visible = () => !document.hidden && void refresh();
     document.addEventListener("visibilitychange", visible);

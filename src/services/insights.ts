@@ -6,7 +6,10 @@ import { sql } from "drizzle-orm";
 import type { Deps } from "../deps";
 import { iso, type Row } from "./representation";
 
-/** The most rows one insight reads: about 2-3 ms of index scan per 10,000 rows on a small Postgres. */
+/**
+ * The most rows one insight reads. Measured on the dev Postgres with 200,000 messages over 4 hours:
+ * the timeseries at the cap (50,000 in the hour) takes about 100 ms, the failure groups 2.5 ms.
+ */
 export const ROW_CAP = 50_000;
 
 export interface TimeseriesPoint {
@@ -30,20 +33,23 @@ export async function timeseries(deps: Deps, minutes: number) {
        where created_at >= date_trunc('minute', now()) - make_interval(mins => ${minutes - 1})
        order by created_at desc, id desc
        limit ${ROW_CAP}),
+    per_minute as (
+      select date_trunc('minute', created_at) as minute,
+             count(*) filter (where direction = 'outbound')::int as created,
+             count(sent_at) filter (where direction = 'outbound')::int as sent,
+             count(*) filter (where direction = 'outbound' and status = 'failed')::int as failed,
+             count(*) filter (where direction = 'inbound')::int as inbound,
+             percentile_cont(0.5) within group (order by extract(epoch from sent_at - created_at) * 1000)
+               filter (where direction = 'outbound' and sent_at is not null) as p50,
+             percentile_cont(0.95) within group (order by extract(epoch from sent_at - created_at) * 1000)
+               filter (where direction = 'outbound' and sent_at is not null) as p95
+        from recent group by 1),
     minutes as (
       select generate_series(date_trunc('minute', now()) - make_interval(mins => ${minutes - 1}), date_trunc('minute', now()), interval '1 minute') as minute)
-    select m.minute,
-           count(r.created_at) filter (where r.direction = 'outbound')::int as created,
-           count(r.sent_at) filter (where r.direction = 'outbound')::int as sent,
-           count(*) filter (where r.direction = 'outbound' and r.status = 'failed')::int as failed,
-           count(*) filter (where r.direction = 'inbound')::int as inbound,
-           percentile_cont(0.5) within group (order by extract(epoch from r.sent_at - r.created_at) * 1000)
-             filter (where r.direction = 'outbound' and r.sent_at is not null) as p50,
-           percentile_cont(0.95) within group (order by extract(epoch from r.sent_at - r.created_at) * 1000)
-             filter (where r.direction = 'outbound' and r.sent_at is not null) as p95,
-           (select count(*) from recent)::int as read_rows
-      from minutes m left join recent r on date_trunc('minute', r.created_at) = m.minute
-     group by m.minute order by m.minute`);
+    select m.minute, coalesce(p.created, 0) as created, coalesce(p.sent, 0) as sent, coalesce(p.failed, 0) as failed,
+           coalesce(p.inbound, 0) as inbound, p.p50, p.p95, (select count(*) from recent)::int as read_rows
+      from minutes m left join per_minute p on p.minute = m.minute
+     order by m.minute`);
   const ms = (v: unknown) => (v === null || v === undefined ? null : Math.max(0, Math.round(Number(v))));
   const points: TimeseriesPoint[] = rows.map((r) => ({
     minute: iso(r.minute)!,
