@@ -7,7 +7,6 @@
 // timeline read, redriven after a confirmation, and the counts change; /docs renders offline.
 // Screenshots (desktop and phone width) go to docs/screenshots/. Exit code 0 only if every step passed.
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -16,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { buildAssets } from "../build-assets.ts";
 import { dropDatabase } from "../db.ts";
+import { entryFor, newKey } from "../keys.ts";
 import { claimRedisDb, type ClaimedRedisDb } from "../redis-db.ts";
 import { startStack, type Stack } from "../stack.ts";
 
@@ -60,9 +60,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function newKey(name: string, scopes: string) {
-  const key = `e2e_${randomBytes(24).toString("base64url")}`;
-  return { key, entry: `${name}:${scopes}:${createHash("sha256").update(key).digest("hex")}` };
+/** Made exactly as `npm run keys -- create` makes them, so the Worker is shown to accept those. */
+function makeKey(name: string, scopes: string[]) {
+  const key = newKey();
+  return { key, entry: entryFor(name, scopes, key) };
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = WAIT_MS): Promise<T> {
@@ -80,7 +81,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | nul
   }
 }
 
-const keys = { ops: newKey("e2e-ops", "ops"), read: newKey("e2e-read", "read"), send: newKey("e2e-send", "send") };
+const keys = { ops: makeKey("e2e-ops", ["ops"]), read: makeKey("e2e-read", ["read"]), send: makeKey("e2e-send", ["send"]) };
 const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_e2e_${process.pid}` }).toString();
 let stack: Stack | undefined;
 let claimed: ClaimedRedisDb | undefined;
