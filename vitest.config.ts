@@ -1,6 +1,14 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { SANDBOX_CREDENTIALS } from "./dev/sandbox/api.ts";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+// wrangler.toml's [assets] directory must exist before the Worker starts: `npm test` builds it
+// (pretest); a run started with `npx vitest` builds it here once.
+if (!existsSync(new URL("./dist-assets/console/index.html", import.meta.url))) {
+  execFileSync("npx", ["tsx", "dev/build-assets.ts"], { stdio: "inherit", cwd: new URL(".", import.meta.url) });
+}
 
 export default defineConfig({
   plugins: [

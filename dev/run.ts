@@ -22,7 +22,7 @@ try {
   process.exit(1);
 }
 const running = stack;
-console.log(`\nmessaging service on ${running.url} (upstash bridge ${running.bridge.url}, neon proxy ws://${running.proxy.wsProxy}); Ctrl-C stops it`);
+console.log(`\nmessaging service on ${running.url}, console ${running.url}/console, API reference ${running.url}/docs (upstash bridge ${running.bridge.url}, neon proxy ws://${running.proxy.wsProxy}); Ctrl-C stops it`);
 
 const cron = setInterval(() => {
   running.triggerCron().catch((error: unknown) => console.warn(`cron trigger failed: ${String(error)}`));

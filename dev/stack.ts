@@ -2,6 +2,7 @@
 // WebSocket proxy and `wrangler dev`. `npm run dev` uses it, and so do the benchmarks and checks
 // that need a running service.
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import Redis from "ioredis";
 import { ConfigSchema } from "../src/config.ts";
 import { applyMigrations, ensureDatabase, postgresAnswers } from "./db.ts";
@@ -9,6 +10,7 @@ import { startNeonProxy, type NeonProxy } from "./neon-proxy.ts";
 import { startRedisBridge, type RedisBridge, type RedisBridgeOptions } from "./redis-bridge.ts";
 import { bridgeRttFromEnv } from "./simulated-rtt.ts";
 import { startProviderSandbox, type ProviderSandbox } from "./provider-sandbox.ts";
+import { buildAssets } from "./build-assets.ts";
 
 export interface StackOptions {
   port: number;
@@ -141,6 +143,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // Otherwise a server left over on the port would answer for us.
   if (await portAnswers(opts.port)) throw new StackError(`port ${opts.port} is already in use; stop what runs there or set PORT`);
   await checkServices(opts.databaseUrl, opts.redisUrl);
+  // wrangler.toml's [assets] directory must exist; `npm run dev` builds it first, the benchmarks and
+  // the chaos suite may start on a fresh checkout.
+  if (!existsSync(new URL("../dist-assets/console/index.html", import.meta.url))) await buildAssets();
   if (await ensureDatabase(opts.databaseUrl)) console.log(`created database ${new URL(opts.databaseUrl).pathname.slice(1)}`);
   await applyMigrations(opts.databaseUrl);
 

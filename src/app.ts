@@ -20,7 +20,9 @@ import { registerConversationRoutes } from "./routes/conversations";
 import { registerLegacyRoutes } from "./routes/legacy";
 import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
-import { registerOpenApi } from "./openapi";
+import { registerInsightRoutes } from "./routes/insights";
+import { registerOpenApi, SCOPE_EXTENSION } from "./openapi";
+import type { Scope } from "./http/scopes";
 import { flushSamples, recordRequest } from "./services/metrics";
 import { rejectInvalid } from "./validation/common";
 
@@ -78,6 +80,8 @@ export function createApp() {
   // Every route validates its request with its own schemas; a part that fails them is a 422.
   const app = new OpenAPIHono<AppEnv>({ strict: false, defaultHook: rejectInvalid });
   const routes = new RouteTable();
+  /** "METHOD template" to the scope its defineRoute declared, filled from the OpenAPI registry */
+  const scopes = new Map<string, Scope>();
 
   // The request's context for the schemas that need its configuration (the phone region).
   app.use("*", contextStorage());
@@ -142,7 +146,7 @@ export function createApp() {
     c.set("route", matched.template);
     const policy = policyFor(c.req.method, matched.template);
     if (policy.rateLimited) await rateLimit(c);
-    if (policy.auth) await authenticate(c);
+    if (policy.auth) await authenticate(c, scopes.get(`${c.req.method === "HEAD" ? "GET" : c.req.method} ${matched.template}`) ?? "admin");
     await enforceBodyRules(c, policy);
     await next();
   });
@@ -152,6 +156,7 @@ export function createApp() {
   registerConversationRoutes(app);
   registerLegacyRoutes(app);
   registerQueueRoutes(app);
+  registerInsightRoutes(app);
   registerWebhookRoutes(app);
   registerOpenApi(app);
 
@@ -160,6 +165,14 @@ export function createApp() {
   for (const route of served) {
     const [method, path] = route.split(" ") as [string, string];
     routes.add(method, path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"));
+  }
+
+  // The scope of each route is read from what its definition declared, the same record that the
+  // OpenAPI document is built from; a protected route without one would need `admin` (fail closed).
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type !== "route") continue;
+    const scope = (definition.route as unknown as Record<string, unknown>)[SCOPE_EXTENSION] as Scope | undefined;
+    if (scope) scopes.set(`${definition.route.method.toUpperCase()} ${definition.route.path}`, scope);
   }
 
   app.notFound(() => {

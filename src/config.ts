@@ -1,6 +1,7 @@
 // Every setting, parsed once per env object with zod. A bad value is a ConfigError that the entry
 // point turns into a logged reason and a 500 for every request, never a crash inside a handler.
 import { z } from "zod";
+import { entryProblem } from "./http/scopes";
 
 const bool = (fallback: boolean) =>
   z
@@ -108,7 +109,20 @@ export const ConfigSchema = z.object({
   /** where the QueueWorker Durable Objects are created: near the database (a Durable Object location hint) */
   QUEUE_LOCATION_HINT: z.enum(["wnam", "enam", "sam", "weur", "eeur", "apac", "apac-ne", "apac-se", "oc", "afr", "me"]).optional(),
 
-  API_KEYS: list(""),
+  /**
+   * comma-separated: a raw key (no colon) has every scope (admin); `NAME:SCOPES:SHA256HEX` is a
+   * scoped key stored as its digest (npm run keys -- create). Names must be unique.
+   */
+  API_KEYS: list("").superRefine((entries, ctx) => {
+    const names = new Set<string>();
+    for (const entry of entries) {
+      const problem = entryProblem(entry);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+      const name = entry.includes(":") ? entry.split(":")[0]! : undefined;
+      if (name !== undefined && names.has(name)) ctx.addIssue({ code: "custom", message: `API key name ${name} is used twice` });
+      if (name !== undefined) names.add(name);
+    }
+  }),
   PUBLIC_BASE_URL: optionalString.refine((v) => v === undefined || URL.canParse(v), { message: "PUBLIC_BASE_URL must be a URL" }),
   DEFAULT_PHONE_REGION: z.string().trim().toUpperCase().regex(/^[A-Z]{2}$/, "DEFAULT_PHONE_REGION must be a two-letter region code").optional().default("US"),
   CORS_ORIGINS: list("http://localhost:3000,http://localhost:8080"),
@@ -202,7 +216,7 @@ export const SECRETS = {
   DATABASE_URL: "required: Neon pooled connection string",
   UPSTASH_REDIS_REST_URL: "required: Upstash REST URL (https)",
   UPSTASH_REDIS_REST_TOKEN: "required: Upstash REST token",
-  API_KEYS: "required: comma-separated bearer keys",
+  API_KEYS: "required: comma-separated bearer keys: NAME:SCOPES:SHA256HEX entries (npm run keys -- create) or raw admin keys",
   PUBLIC_BASE_URL: "required: the service's public https origin (callbacks, signatures)",
   TWILIO_ACCOUNT_SID: "required for SMS/MMS",
   TWILIO_AUTH_TOKEN: "required for SMS/MMS: REST auth and webhook signatures",

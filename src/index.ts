@@ -1,5 +1,6 @@
 // The Worker: the Hono app for fetch, the sweep for scheduled, and the Durable Object classes.
 import { createApp } from "./app";
+import { serveAsset } from "./assets";
 import { loadConfig } from "./config";
 import { openDatabase } from "./db/client";
 import { errorFields, log } from "./log";
@@ -26,7 +27,9 @@ export async function sweep(env: Env, options: SweepOptions = {}) {
 }
 
 export default {
-  fetch: app.fetch,
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    return serveAsset(request, env) ?? app.fetch(request, env, ctx);
+  },
   async scheduled(_controller, env) {
     await sweep(env);
   },

@@ -1,6 +1,8 @@
 // Structured JSON logs, one line per event, always with the request id when there is one.
 // Phone numbers and email addresses never reach a log line: every string field is redacted, so an
 // error message that quotes a recipient (a provider's or a driver's) is safe to log.
+import { tryGetContext } from "hono/context-storage";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const PHONE = /\+?\d[\d\s().-]{6,}\d/g;
@@ -25,7 +27,9 @@ function redactValue(value: unknown, depth = 0): unknown {
 }
 
 export function log(level: LogLevel, event: string, fields: Record<string, unknown> = {}) {
-  const line = JSON.stringify({ level, event, time: new Date().toISOString(), ...(redactValue(fields) as Record<string, unknown>) });
+  // Inside a request, the name of the API key that made it (never the key): who did what.
+  const apiKey = (tryGetContext()?.var as { apiKeyName?: string } | undefined)?.apiKeyName;
+  const line = JSON.stringify({ level, event, time: new Date().toISOString(), ...(apiKey ? { api_key: apiKey } : {}), ...(redactValue(fields) as Record<string, unknown>) });
   if (level === "error") console.error(line);
   else if (level === "warn") console.warn(line);
   else console.log(line);

@@ -7,6 +7,8 @@ import { createRoute, type OpenAPIHono, type RouteConfig, z } from "@hono/zod-op
 import type { AppEnv } from "./http/context";
 import { MAX_BODY_BYTES, MAX_EVENT_BATCH_BYTES, MAX_INBOUND_PARSE_BYTES } from "./http/body";
 import { policyFor } from "./http/policy";
+import { DOCS_CSP } from "./assets";
+import { SCOPES, type Scope } from "./http/scopes";
 
 const FieldIssue = z.object({ path: z.string().openapi({ example: "body.to" }), message: z.string() });
 
@@ -24,6 +26,10 @@ export const ErrorEnvelope = z
       .openapi({ description: "null, the issues of a 400 or 422 (`path` as `body.to`, `query.limit`, `path.message_id`, `header.idempotency-key`), or an object." }),
   })
   .openapi("Error", { example: { error: "not_found", message: "The requested resource was not found", details: null } });
+
+const InsufficientScopeError = z
+  .object({ ...envelope, details: z.object({ required_scope: z.enum(SCOPES) }) })
+  .openapi("InsufficientScopeError");
 
 const ref = (kind: "responses" | "headers", name: string) => ({ $ref: `#/components/${kind}/${name}` });
 
@@ -56,6 +62,16 @@ function sharedErrors() {
       { error: "unauthorized", message: "Missing or invalid API key" },
       { "WWW-Authenticate": ref("headers", "WwwAuthenticate") },
     ),
+    InsufficientScope: {
+      description: "The API key is valid but lacks the scope this route needs; `details.required_scope` names it.",
+      headers: { ...CORRELATION },
+      content: {
+        "application/json": {
+          schema: { $ref: "#/components/schemas/InsufficientScopeError" },
+          example: { error: "insufficient_scope", message: "This API key lacks the ops scope", details: { required_scope: "ops" } },
+        },
+      },
+    },
     MethodNotAllowed: response(
       "The path exists but does not take this method; `Allow` lists those it takes. Answered before authentication.",
       { error: "method_not_allowed", message: "Method DELETE is not allowed for this route" },
@@ -111,7 +127,15 @@ type RouteInput = Omit<RouteConfig, "responses" | "security"> & {
   security?: RouteConfig["security"];
   /** false for routes that answer without Postgres or Redis (no 503) */
   dependencies?: boolean;
+  /**
+   * the scope an API key needs (src/http/scopes.ts), enforced by the middleware from this
+   * declaration; required on every route that takes a key, refused on any other
+   */
+  scope?: Scope;
 };
+
+/** The OpenAPI extension that carries a route's scope; the middleware reads it from the registry. */
+export const SCOPE_EXTENSION = "x-required-scope";
 
 /**
  * A route with everything its policy implies (src/http/policy.ts, which the middleware follows):
@@ -120,8 +144,12 @@ type RouteInput = Omit<RouteConfig, "responses" | "security"> & {
  * X-Correlation-Id on every answer.
  */
 export function defineRoute<R extends RouteInput>(input: R) {
-  const { errors = {}, dependencies = true, ...route } = input;
+  const { errors = {}, dependencies = true, scope, ...route } = input;
   const policy = policyFor(route.method, route.path);
+  // A route that takes a key without saying which scope would be open to every key: fail at load.
+  if (policy.auth !== (scope !== undefined)) {
+    throw new Error(`${route.method.toUpperCase()} ${route.path}: ${policy.auth ? "declare the API key scope it needs" : "takes no API key, so no scope"}`);
+  }
   const request = route.request;
   const validated = !policy.webhook && Boolean(request?.params || request?.query || request?.headers || request?.body);
 
@@ -134,7 +162,10 @@ export function defineRoute<R extends RouteInput>(input: R) {
   for (const [status, doc] of Object.entries(own)) {
     responses[status] = { description: doc.description, headers: { ...CORRELATION, ...doc.headers }, content: errorBody(doc) };
   }
-  if (policy.auth) responses[401] = ref("responses", "Unauthorized");
+  if (policy.auth) {
+    responses[401] = ref("responses", "Unauthorized");
+    responses[403] ??= ref("responses", "InsufficientScope");
+  }
   responses[405] = ref("responses", "MethodNotAllowed");
   if (policy.jsonBody || policy.webhook) {
     responses[413] = ref("responses", "PayloadTooLarge");
@@ -144,8 +175,11 @@ export function defineRoute<R extends RouteInput>(input: R) {
   responses[500] = ref("responses", "InternalError");
   if (dependencies) responses[503] ??= ref("responses", "ServiceUnavailable");
 
-  const security: RouteConfig["security"] = route.security ?? (policy.auth ? [{ bearerAuth: [] }] : []);
-  return createRoute({ ...route, security, responses: responses as RouteConfig["responses"] });
+  // OpenAPI 3.1 lets a non-OAuth scheme list the roles it needs: the scope, for generated clients.
+  const security: RouteConfig["security"] = route.security ?? (scope ? [{ bearerAuth: [scope] }] : []);
+  const described = route.description as string | undefined;
+  const description = scope ? `${described ? `${described}\n\n` : ""}Needs an API key with the \`${scope}\` scope.` : described;
+  return createRoute({ ...route, description, security, responses: responses as RouteConfig["responses"], ...(scope ? { [SCOPE_EXTENSION]: scope } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,10 +197,14 @@ const TAGS = [
 function registerComponents(app: OpenAPIHono<AppEnv>) {
   const registry = app.openAPIRegistry;
   registry.register("Error", ErrorEnvelope);
+  registry.register("InsufficientScopeError", InsufficientScopeError);
   registry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",
-    description: "One of the keys in API_KEYS. In development without API_KEYS no key is needed.",
+    description:
+      "One of the keys in API_KEYS. A key has scopes: `send` (send, retry, cancel, conversation changes), `read` (messages, conversations, timelines), " +
+      "`ops` (queues, dead letters, redrive, operator routes and the console; includes `read`) and `admin` (everything); each operation names the one it needs. " +
+      "In development without API_KEYS no key is needed.",
   });
   registry.registerComponent("securitySchemes", "twilioSignature", {
     type: "apiKey",
@@ -271,12 +309,16 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv>) {
       },
     }),
   );
-  app.get("/docs", (c) =>
-    c.html(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Messaging Service API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><script id="api-reference" data-url="/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-<noscript><a href="/openapi.json">OpenAPI document</a></noscript></body></html>`),
-  );
+  // Swagger UI from the Worker's own static assets (dist-assets/docs, from swagger-ui-dist): it
+  // works offline and under the same kind of strict Content-Security-Policy as the console.
+  app.get("/docs", (c) => {
+    c.header("Content-Security-Policy", DOCS_CSP);
+    return c.html(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Messaging Service API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/docs/favicon-32x32.png"><link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<noscript><a href="/openapi.json">OpenAPI document</a></noscript>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>`);
+  });
 }

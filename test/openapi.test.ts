@@ -67,7 +67,7 @@ describe("the document", () => {
     );
     const documented = new Set(operations.map(({ method, path }) => `${method} ${path}`));
     expect([...served].sort()).toEqual([...documented].sort());
-    expect(documented.size).toBe(36); // +1: POST /api/v1/messages/{message_id}/cancel
+    expect(documented.size).toBe(39);
   });
 
   it("is OpenAPI 3.1 with servers, a license, a contact and a description for every tag", () => {
@@ -107,7 +107,12 @@ describe("the document", () => {
     for (const { method, path, op } of operations) {
       const policy = policyFor(method, path);
       const schemes = (op.security ?? []).flatMap((requirement) => Object.keys(requirement)).sort();
-      if (policy.auth) expect(op.security, `${method} ${path}`).toEqual([{ bearerAuth: [] }]);
+      // The one scope the key needs (OpenAPI 3.1 roles), also as x-required-scope and a 403.
+      if (policy.auth) {
+        expect(op.security, `${method} ${path}`).toEqual([{ bearerAuth: [(op as { "x-required-scope"?: string })["x-required-scope"]] }]);
+        expect(["send", "read", "ops", "admin"]).toContain((op as { "x-required-scope"?: string })["x-required-scope"]);
+        expect(op.responses["403"], `${method} ${path}`).toBeDefined();
+      }
       else if (policy.webhook) expect(schemes.length, `${method} ${path}`).toBeGreaterThan(0);
       else expect(op.security, `${method} ${path}`).toEqual([]);
     }

@@ -46,7 +46,7 @@ describe("ops routes", () => {
     expect(doc.info.title).toBe("Messaging Service");
     expect(doc.paths).toHaveProperty("/api/v1/messages/send");
     expect(doc.paths).toHaveProperty("/api/v1/webhooks/twilio");
-    expect(doc.paths["/api/v1/messages/send"].post.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.paths["/api/v1/messages/send"].post.security).toEqual([{ bearerAuth: ["send"] }]);
     const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
     const app = createApp();
     const undocumented = app.routes

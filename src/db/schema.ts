@@ -114,6 +114,11 @@ export const messages = pgTable(
     index("messages_list_idx").on(sql`${t.createdAt} desc`, sql`${t.id} desc`),
     index("messages_conversation_idx").on(t.conversationId, sql`${t.createdAt} desc`, sql`${t.id} desc`),
     index("messages_parent_idx").on(t.parentId).where(sql`${t.parentId} is not null`),
+    // GET /api/v1/messages?to=|from=: the console's search by recipient or sender, newest first.
+    index("messages_to_idx").on(t.toAddress, sql`${t.createdAt} desc`, sql`${t.id} desc`),
+    index("messages_from_idx").on(t.fromAddress, sql`${t.createdAt} desc`, sql`${t.id} desc`),
+    // GET /api/v1/ops/failures reads the failures of a recent window only.
+    index("messages_failed_idx").on(t.updatedAt).where(sql`status = 'failed'`),
     // The worker's claim and the sweep look only at messages still in flight.
     index("messages_in_flight_idx").on(t.status, t.updatedAt).where(sql`status in ('pending', 'queued', 'sending', 'retry')`),
     // The sweep's safety pass looks for scheduled messages whose time has passed.
@@ -202,7 +207,11 @@ export const deadLetters = pgTable(
     errorMessage: text("error_message"),
     deadLetteredAt: ts("dead_lettered_at").notNull().defaultNow(),
   },
-  (t) => [index("dead_letters_list_idx").on(sql`${t.deadLetteredAt} desc`, t.messageId)],
+  (t) => [
+    index("dead_letters_list_idx").on(sql`${t.deadLetteredAt} desc`, t.messageId),
+    // Dead letters counted and redriven by error code (the console, POST .../dead-letters/redrive).
+    index("dead_letters_code_idx").on(t.errorCode, t.deadLetteredAt),
+  ],
 );
 
 /**

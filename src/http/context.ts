@@ -3,6 +3,7 @@
 import type { Context } from "hono";
 import type { Config } from "../config";
 import type { Deps } from "../deps";
+import type { ApiKey } from "./auth";
 
 export type AppEnv = {
   Bindings: Env;
@@ -16,6 +17,10 @@ export type AppEnv = {
     deps: Deps;
     /** SHA-256 of the presented, valid API key; undefined when auth is off */
     apiKeyHash?: string;
+    /** the configured key the request presents (null: none or unknown), once looked up */
+    apiKey?: ApiKey | null;
+    /** the NAME of the authenticated key (never the key): logs and the message timeline */
+    apiKeyName?: string;
   };
 };
 

@@ -6,7 +6,7 @@ import type { Config } from "../config";
 import { AppError } from "../errors";
 import { log, errorFields } from "../log";
 import { recordRateLimitHit } from "../services/metrics";
-import { presentedKey, sha256, toHex } from "./auth";
+import { identify } from "./auth";
 import type { AppContext } from "./context";
 
 const limiters = new WeakMap<Config, Ratelimit>();
@@ -41,10 +41,10 @@ function limiterFor(config: Config): Ratelimit {
 }
 
 async function clientId(c: AppContext): Promise<string> {
-  const config = c.get("config");
-  const key = presentedKey(c.req.header("authorization"));
-  // Only a configured key identifies a client; anything else falls back to the address.
-  if (key && config.API_KEYS.includes(key)) return `key:${toHex(await sha256(key))}`;
+  // Only a configured key identifies a client, by its name (each key has its own window whatever
+  // address it comes from); anything else falls back to the address.
+  const key = await identify(c);
+  if (key) return `key:${key.name}`;
   return `ip:${c.req.header("cf-connecting-ip") ?? "unknown"}`;
 }
 

@@ -30,6 +30,7 @@ const CONVERSATION_NOT_FOUND: ErrorDoc = {
 const CreateRoute = defineRoute({
   method: "post",
   path: "/api/v1/conversations",
+  scope: "send",
   operationId: "createConversation",
   summary: "Create a conversation, or find the pair's direct one",
   tags: ["conversations"],
@@ -55,6 +56,7 @@ const CreateRoute = defineRoute({
 const ListRoute = defineRoute({
   method: "get",
   path: "/api/v1/conversations",
+  scope: "read",
   operationId: "listConversations",
   summary: "List conversations, most recently active first",
   tags: ["conversations"],
@@ -65,6 +67,7 @@ const ListRoute = defineRoute({
 const SearchRoute = defineRoute({
   method: "post",
   path: "/api/v1/conversations/search",
+  scope: "read",
   operationId: "searchConversations",
   summary: "Search conversations by participant, title or message text",
   tags: ["conversations"],
@@ -75,6 +78,7 @@ const SearchRoute = defineRoute({
 const GetRoute = defineRoute({
   method: "get",
   path: "/api/v1/conversations/{conversation_id}",
+  scope: "read",
   operationId: "getConversation",
   summary: "Get a conversation",
   tags: ["conversations"],
@@ -86,6 +90,7 @@ const GetRoute = defineRoute({
 const UpdateRoute = defineRoute({
   method: "patch",
   path: "/api/v1/conversations/{conversation_id}",
+  scope: "send",
   operationId: "updateConversation",
   summary: "Change a conversation's title, status or metadata",
   tags: ["conversations"],
@@ -100,6 +105,7 @@ const UpdateRoute = defineRoute({
 const DeleteRoute = defineRoute({
   method: "delete",
   path: "/api/v1/conversations/{conversation_id}",
+  scope: "send",
   operationId: "deleteConversation",
   summary: "Close a conversation, or delete it with its messages",
   tags: ["conversations"],
@@ -111,6 +117,7 @@ const DeleteRoute = defineRoute({
 const ReadRoute = defineRoute({
   method: "post",
   path: "/api/v1/conversations/{conversation_id}/read",
+  scope: "send",
   operationId: "markConversationRead",
   summary: "Mark a conversation's inbound messages read",
   tags: ["conversations"],

@@ -53,6 +53,7 @@ const sendResponses = {
 const SmsRoute = defineRoute({
   method: "post",
   path: "/api/messages/sms",
+  scope: "send",
   operationId: "legacySendSms",
   summary: "Legacy: send an SMS or MMS",
   tags: ["legacy"],
@@ -75,6 +76,7 @@ const SmsRoute = defineRoute({
 const EmailRoute = defineRoute({
   method: "post",
   path: "/api/messages/email",
+  scope: "send",
   operationId: "legacySendEmail",
   summary: "Legacy: send an email",
   tags: ["legacy"],
@@ -92,6 +94,7 @@ const EmailRoute = defineRoute({
 const ConversationsRoute = defineRoute({
   method: "get",
   path: "/api/conversations",
+  scope: "read",
   operationId: "legacyListConversations",
   summary: "Legacy: list conversations",
   tags: ["legacy"],
@@ -102,6 +105,7 @@ const ConversationsRoute = defineRoute({
 const MessagesRoute = defineRoute({
   method: "get",
   path: "/api/conversations/{id}/messages",
+  scope: "read",
   operationId: "legacyListConversationMessages",
   summary: "Legacy: a conversation's messages",
   description: "The one exception to the UUID rule: an unknown or malformed id is an empty list, not a 404 or 422.",

@@ -32,7 +32,7 @@ export async function sendFromRequest(
   const config = c.get("config");
   // The body as it was sent, not as validated: another body under the same key is a conflict.
   const claim = key === undefined ? undefined : await keyClaim(`${c.get("apiKeyHash") ?? "shared"}:${c.req.method}:${c.get("route")}`, key, await c.req.json());
-  const accepted = await acceptSend(c.get("deps"), config, input, { source, enqueue: !config.SYNC_MESSAGE_PROCESSING, key: claim, deadline: c.get("deadline") });
+  const accepted = await acceptSend(c.get("deps"), config, input, { source, enqueue: !config.SYNC_MESSAGE_PROCESSING, key: claim, deadline: c.get("deadline"), apiKeyName: c.get("apiKeyName") });
   return answerSend(c, delivery(c), accepted, claim, shape);
 }
 
@@ -79,6 +79,7 @@ export const SEND_VALIDATION_ERROR: ErrorDoc = {
 const SendRoute = defineRoute({
   method: "post",
   path: "/api/v1/messages/send",
+  scope: "send",
   operationId: "sendMessage",
   summary: "Send an SMS, MMS or email",
   description:
@@ -115,6 +116,7 @@ const SendRoute = defineRoute({
 const ListRoute = defineRoute({
   method: "get",
   path: "/api/v1/messages",
+  scope: "read",
   operationId: "listMessages",
   summary: "List messages, newest first",
   tags: ["messages"],
@@ -125,6 +127,7 @@ const ListRoute = defineRoute({
 const GetRoute = defineRoute({
   method: "get",
   path: "/api/v1/messages/{message_id}",
+  scope: "read",
   operationId: "getMessage",
   summary: "Get a message",
   tags: ["messages"],
@@ -136,6 +139,7 @@ const GetRoute = defineRoute({
 const EventsRoute = defineRoute({
   method: "get",
   path: "/api/v1/messages/{message_id}/events",
+  scope: "read",
   operationId: "listMessageEvents",
   summary: "A message's timeline, oldest first",
   tags: ["messages"],
@@ -147,6 +151,7 @@ const EventsRoute = defineRoute({
 const StatusRoute = defineRoute({
   method: "patch",
   path: "/api/v1/messages/{message_id}/status",
+  scope: "ops",
   operationId: "updateMessageStatus",
   summary: "Move a message's status forward",
   description:
@@ -171,6 +176,7 @@ const StatusRoute = defineRoute({
 const RetryRoute = defineRoute({
   method: "post",
   path: "/api/v1/messages/{message_id}/retry",
+  scope: "send",
   operationId: "retryMessage",
   summary: "Send a failed message again",
   description: "Back to `pending` with attempts and error cleared, and queued (or sent inline in sync mode). No request body.",
@@ -211,9 +217,9 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
   );
 
   app.openapi(ListRoute, async (c) => {
-    const { conversation_id, parent_id, status, direction, type, limit, offset } = c.req.valid("query");
+    const { conversation_id, parent_id, status, direction, type, to, from, limit, offset } = c.req.valid("query");
     const { created_after: createdAfter, created_before: createdBefore } = c.req.valid("query");
-    const filters = { conversationId: conversation_id, parentId: parent_id, status, direction, type, createdAfter, createdBefore };
+    const filters = { conversationId: conversation_id, parentId: parent_id, status, direction, type, to, from, createdAfter, createdBefore };
     return c.json(await listMessages(c.get("deps"), filters, { limit, offset }), 200);
   });
 
@@ -238,7 +244,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(RetryRoute, async (c) => {
     const id = c.req.valid("param").message_id;
-    const result = await resetForRetry(c.get("deps"), id, "retry_request", !c.get("config").SYNC_MESSAGE_PROCESSING);
+    const result = await resetForRetry(c.get("deps"), id, "retry_request", !c.get("config").SYNC_MESSAGE_PROCESSING, c.get("apiKeyName"));
     if (!result) throw messageNotFound();
     if ("status" in result) throw cannotRetry(result.status);
     return c.json(await deliverAgain(delivery(c), result.message, result.staleRetryMember), 200);

@@ -194,6 +194,7 @@ const GenericRoute = defineRoute({
 const StatusRoute = defineRoute({
   method: "get",
   path: "/api/v1/webhooks/status/{provider}",
+  scope: "ops",
   operationId: "getWebhookStatus",
   summary: "A provider's webhook configuration and 24-hour delivery statistics",
   tags: ["webhooks"],

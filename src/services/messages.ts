@@ -27,6 +27,9 @@ export interface MessageFilters {
   createdAfter?: number;
   /** epoch ms: created before (exclusive) */
   createdBefore?: number;
+  /** exact addresses, as stored (messages_to_idx, messages_from_idx) */
+  to?: string;
+  from?: string;
 }
 
 function whereClause(filters: MessageFilters): SQL {
@@ -39,6 +42,8 @@ function whereClause(filters: MessageFilters): SQL {
   // A range on messages_list_idx (created_at desc, id desc).
   if (filters.createdAfter !== undefined) parts.push(sql`created_at >= ${new Date(filters.createdAfter).toISOString()}::timestamptz`);
   if (filters.createdBefore !== undefined) parts.push(sql`created_at < ${new Date(filters.createdBefore).toISOString()}::timestamptz`);
+  if (filters.to) parts.push(sql`to_address = ${filters.to}`);
+  if (filters.from) parts.push(sql`from_address = ${filters.from}`);
   return sql.join(parts, sql` and `);
 }
 
@@ -133,9 +138,11 @@ export async function resetForRetry(
   id: string,
   reason: ResetReason,
   enqueue: boolean,
+  /** the NAME of the API key that asked, recorded on the event */
+  apiKeyName?: string,
 ): Promise<{ message: Message; staleRetryMember: string | null } | { status: string } | null> {
   const requestEvent = reason === "retry_request" ? "retry_requested" : "redriven";
-  const events = [sql`(${uuidv7()}::uuid, ${requestEvent}, '{}'::jsonb)`];
+  const events = [sql`(${uuidv7()}::uuid, ${requestEvent}, ${JSON.stringify(apiKeyName ? { api_key: apiKeyName } : {})}::jsonb)`];
   if (enqueue) events.push(sql`(${uuidv7()}::uuid, 'enqueued', ${JSON.stringify({ queue: null, reason })}::jsonb)`);
   const rows = await deps.db().run<Row>(sql`
     with target as (select id, status, type, attempts from messages where id = ${id}),

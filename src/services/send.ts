@@ -86,6 +86,8 @@ export interface SendOptions {
   key?: KeyClaim;
   /** epoch ms by which the request must be answered */
   deadline: number;
+  /** the NAME of the API key that sent it, recorded on the `created` event */
+  apiKeyName?: string;
 }
 
 /** The one statement that stores a send: conversation, message, first events, fence, and the key. */
@@ -95,7 +97,9 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
   // A scheduled send waits for its time in its shard (src/objects/queue-worker.ts `schedule`), not
   // in the stream; next_attempt_at holds the time, so that the claim refuses it until then.
   const sendAt = input.sendAt == null ? null : new Date(input.sendAt).toISOString();
-  const events: { type: string; data: unknown }[] = [{ type: "created", data: { source: options.source } }];
+  const events: { type: string; data: unknown }[] = [
+    { type: "created", data: { source: options.source, ...(options.apiKeyName ? { api_key: options.apiKeyName } : {}) } },
+  ];
   if (sendAt) events.push({ type: "scheduled", data: { send_at: sendAt } });
   else if (options.enqueue) events.push({ type: "enqueued", data: { queue: input.type, reason: "initial" } });
   const eventRows = sql.join(

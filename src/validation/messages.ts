@@ -5,7 +5,7 @@
 import { z } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES, MESSAGE_TYPES } from "../db/schema";
 import { PATCHABLE_STATUSES } from "../services/status";
-import { type Channel, normalizeEmail, normalizePhone } from "./address";
+import { type Channel, normalizeEmail, normalizeLoose, normalizePhone } from "./address";
 import {
   ALWAYS,
   dispatched,
@@ -314,7 +314,18 @@ export const IdempotencyHeaders = z.object({
 
 export const MessageIdParams = z.object({ message_id: uuidValue() });
 
+/** A recipient or sender filter: a phone number or email normalised as stored, else the text as given. */
+const addressFilter = (side: string) =>
+  z
+    .string()
+    .max(320)
+    .optional()
+    .transform((value) => (value ? normalizeLoose(value, requestRegion()) : undefined))
+    .openapi({ description: `Exact ${side} address; phone numbers and emails are normalised as stored.`, example: "+15559876543" });
+
 export const MessageListQuery = querySchema({
+  to: addressFilter("recipient"),
+  from: addressFilter("sender"),
   conversation_id: uuidValue().optional(),
   parent_id: uuidValue().optional(),
   status: oneOf("status", MESSAGE_STATUSES).optional(),
