@@ -20,6 +20,7 @@ import { registerConversationRoutes } from "./routes/conversations";
 import { registerLegacyRoutes } from "./routes/legacy";
 import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
+import { registerWebhookEndpointRoutes } from "./routes/webhook-endpoints";
 import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
 import { rejectInvalid } from "./validation/common";
@@ -153,6 +154,7 @@ export function createApp() {
   registerLegacyRoutes(app);
   registerQueueRoutes(app);
   registerWebhookRoutes(app);
+  registerWebhookEndpointRoutes(app);
   registerOpenApi(app);
 
   // A route's validators and handler are separate entries of app.routes: each route counts once.

@@ -14,7 +14,7 @@ export interface RoutePolicy {
  * are limited per address in memory and cached (src/http/probe-limit.ts), /metrics by METRICS_TOKEN.
  */
 const PROBES = new Set(["/health", "/ready", "/live", "/startup", "/dependencies", "/metrics"]);
-const BODYLESS_POSTS = /\/(retry|read|redrive)$/;
+const BODYLESS_POSTS = /\/(retry|read|redrive|rotate-secret|redeliver)$/;
 
 export function policyFor(method: string, template: string): RoutePolicy {
   const m = method.toUpperCase();

@@ -20,6 +20,7 @@ import { errorFields, log } from "../log";
 import { providerUnavailable } from "../providers";
 import type { Channel } from "../validation/address";
 import type { SendInput } from "../validation/messages";
+import { webhookUrlProblem } from "../validation/webhook-url";
 import { smsSegments } from "../validation/segments";
 import { directKey } from "./conversation-keys";
 import { getMessage } from "./messages";
@@ -105,9 +106,10 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
   return sql`
     with ${conversationCte(input)},
     msg as (
-      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments)
+      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments,
+                            status_callback)
       select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', 'pending', ${input.type}, ${input.from}, ${input.to},
-             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}
+             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}, ${input.statusCallback ?? null}
         from conv
       returning *),
     ev as (
@@ -145,6 +147,7 @@ export async function acceptSend(deps: Deps, config: Config, input: SendInput, o
       missing: unavailable.missing,
     });
   }
+  if (input.statusCallback) checkStatusCallback(config, input.statusCallback);
   if (sendsInFlight >= config.MAX_SENDS_IN_FLIGHT) {
     throw new AppError(503, "overloaded", "The service is at capacity; nothing was stored. Retry shortly.", null, { "Retry-After": "1" });
   }
@@ -153,6 +156,15 @@ export async function acceptSend(deps: Deps, config: Config, input: SendInput, o
     return await store(deps, input, options);
   } finally {
     sendsInFlight--;
+  }
+}
+
+/** A status_callback must be a URL the service may post to, and there must be a secret to sign with. */
+function checkStatusCallback(config: Config, url: string) {
+  const problem = webhookUrlProblem(config, url);
+  if (problem) throw validationError([{ path: "body.status_callback", message: `status_callback: ${problem}` }]);
+  if (!config.WEBHOOK_SIGNING_SECRET) {
+    throw validationError([{ path: "body.status_callback", message: "status_callback is not available: the service has no WEBHOOK_SIGNING_SECRET" }]);
   }
 }
 

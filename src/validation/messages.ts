@@ -22,6 +22,7 @@ import {
   utf8Length,
   uuidValue,
 } from "./common";
+import { WEBHOOK_URL_MAX_LENGTH } from "./webhook-url";
 
 const SMS_BODY_MAX_CHARS = 1600;
 const EMAIL_BODY_MAX_BYTES = 102_400;
@@ -41,10 +42,12 @@ export interface MessageContent {
 export interface SendInput extends MessageContent {
   parentId: string | null;
   conversationType: "direct" | "thread";
+  /** status webhooks for this message (see STATUS_CALLBACK below) */
+  statusCallback?: string | null;
 }
 
 export const OBJECT_BODY = "Request body must be a JSON object";
-const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type"] as const;
+const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type", "status_callback"] as const;
 
 /** "Field required" when the key is absent, else the field's own message. */
 const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
@@ -136,10 +139,35 @@ function sendRules(value: unknown, ctx: z.RefinementCtx) {
   inFieldOrder(ctx.issues, SEND_FIELDS);
 }
 
+// ---------------------------------------------------------------------------------------------
+// status_callback (status webhooks): this message's events are also POSTed to this URL, signed
+// with WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. The schema checks the
+// form; the send service checks the destination (https to a public host outside development).
+
+const STATUS_CALLBACK_MESSAGE = "status_callback must be an absolute http(s) URL";
+const STATUS_CALLBACK = {
+  status_callback: z
+    .string({ error: STATUS_CALLBACK_MESSAGE })
+    .max(WEBHOOK_URL_MAX_LENGTH, `status_callback must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`)
+    .refine((v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol), STATUS_CALLBACK_MESSAGE)
+    .nullish()
+    .openapi({
+      format: "uri",
+      description:
+        "Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, " +
+        "message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. " +
+        "Outside development: https to a public host name.",
+      example: "https://example.com/hooks/message-status",
+    }),
+};
+
+// ---------------------------------------------------------------------------------------------
+
 const shared = {
   metadata: Metadata.nullish(),
   parent_id: ParentId.nullish(),
   conversation_type: ConversationType.nullish(),
+  ...STATUS_CALLBACK,
 };
 
 function typedFields(channel: Channel, region: Region) {
@@ -161,6 +189,7 @@ interface ParsedSend {
   metadata?: Record<string, unknown> | null;
   parent_id?: string | null;
   conversation_type?: "direct" | "thread" | null;
+  status_callback?: string | null;
 }
 
 function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<string, unknown> = {}): SendInput {
@@ -173,6 +202,7 @@ function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<str
     metadata: { ...(value.metadata ?? {}), ...extraMetadata },
     parentId: value.parent_id ?? null,
     conversationType: value.conversation_type ?? "direct",
+    statusCallback: value.status_callback ?? null,
   };
 }
 

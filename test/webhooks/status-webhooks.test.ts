@@ -1,0 +1,371 @@
+// Status webhooks to the API user (issue 15 §1): endpoint CRUD and URL rules; events delivered
+// through the WebhookWorker with signatures that the `standardwebhooks` package (a real receiver's
+// library) accepts; a receiver answering 500 then 200 gets the event twice at most, with the same
+// webhook-id; sequence grows per message; status_callback; a hanging receiver is bounded; an
+// endpoint failing for days is disabled; give-up after the schedule; redelivery; message.received.
+import { afterEach, describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { Webhook } from "standardwebhooks";
+import { loadConfig } from "../../src/config";
+import { sign } from "../../src/services/outbound-webhooks";
+import { webhookUrlProblem } from "../../src/validation/webhook-url";
+import { sql } from "../helpers/db";
+import { freshPair, getJson, send } from "../helpers/fixtures";
+import { call, jsonRequest } from "../helpers/http";
+import { drainWebhooks, newReceiver, programmeReceiver, receivedBy, type ReceivedWebhook } from "../helpers/receiver";
+import { programme } from "../helpers/sandbox";
+import { eventsOf, postTwilioForm, sentMessage, statusCallback, uniqueId } from "../helpers/webhooks";
+import { settle, waitFor } from "../helpers/worker";
+
+const SIGNING_SECRET = (env as unknown as { WEBHOOK_SIGNING_SECRET: string }).WEBHOOK_SIGNING_SECRET;
+const created: string[] = [];
+
+async function createEndpoint(body: Record<string, unknown>) {
+  const res = await call("/api/v1/webhook-endpoints", jsonRequest("POST", body));
+  const json = await res.json<any>();
+  if (res.status === 201) created.push(json.id);
+  return { res, body: json };
+}
+
+/** An endpoint posting to a fresh receiver name. */
+async function endpointWithReceiver(events?: string[]) {
+  const receiver = newReceiver();
+  const { res, body } = await createEndpoint({ url: receiver.url, ...(events ? { events } : {}) });
+  expect(res.status).toBe(201);
+  return { ...receiver, id: body.id as string, secret: body.secret as string };
+}
+
+afterEach(async () => {
+  // Endpoints get every message's events: remove this test's so the next test's counts are its own.
+  for (const id of created.splice(0)) await call(`/api/v1/webhook-endpoints/${id}`, { method: "DELETE" });
+});
+
+const bodyOf = (r: ReceivedWebhook) => JSON.parse(r.rawBody);
+const forMessage = (received: ReceivedWebhook[], id: string) => received.filter((r) => bodyOf(r).data.id === id);
+
+/** Deliveries to `name` about message `id`, driving the webhook worker until `done` holds. */
+function deliveries(name: string, id: string, done: (r: ReceivedWebhook[]) => boolean, timeoutMs = 60_000) {
+  return waitFor(
+    async () => {
+      await drainWebhooks();
+      return forMessage(await receivedBy(name), id);
+    },
+    done,
+    timeoutMs,
+  );
+}
+
+async function sentSms(extra: Record<string, unknown> = {}) {
+  const { res, body } = await send({ type: "sms", ...freshPair(), body: "webhook test", ...extra });
+  expect(res.status).toBe(201);
+  await settle(body.id, (m) => m.status === "sent");
+  return body.id as string;
+}
+
+const webhookAttempts = async (id: string) => (await eventsOf(id)).filter((e) => e.type === "webhook_attempt").map((e) => e.data);
+
+describe("webhook endpoints: CRUD and validation", () => {
+  it("creates with a whsec_ secret shown once, lists, reads, patches, rotates and deletes", async () => {
+    const receiver = newReceiver();
+    const { res, body } = await createEndpoint({ url: receiver.url, description: "orders" });
+    expect(res.status).toBe(201);
+    expect(body).toMatchObject({ url: receiver.url, description: "orders", enabled: true, disabled_reason: null });
+    expect(body.events).toEqual(["message.sent", "message.delivered", "message.undelivered", "message.failed", "message.canceled", "message.received"]);
+    expect(body.created_at).toMatch(/Z$/);
+    expect(body.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(atob(body.secret.slice(6)).length).toBeGreaterThanOrEqual(24);
+
+    const one = await getJson(`/api/v1/webhook-endpoints/${body.id}`);
+    expect(one.res.status).toBe(200);
+    expect(one.body.secret).toBeUndefined();
+    expect(one.body.id).toBe(body.id);
+    const list = await getJson("/api/v1/webhook-endpoints?limit=100");
+    expect(list.body.endpoints.map((e: any) => e.id)).toContain(body.id);
+    expect(list.body.endpoints.every((e: any) => e.secret === undefined)).toBe(true);
+
+    const patched = await call(`/api/v1/webhook-endpoints/${body.id}`, jsonRequest("PATCH", { events: ["message.failed"], description: null }));
+    expect(patched.status).toBe(200);
+    expect(await patched.json()).toMatchObject({ events: ["message.failed"], description: null, url: receiver.url });
+
+    const rotated = await call(`/api/v1/webhook-endpoints/${body.id}/rotate-secret`, { method: "POST" });
+    expect(rotated.status).toBe(200);
+    const rotatedBody = await rotated.json<any>();
+    expect(rotatedBody.secret).toMatch(/^whsec_/);
+    expect(rotatedBody.secret).not.toBe(body.secret);
+
+    expect((await call(`/api/v1/webhook-endpoints/${body.id}`, { method: "DELETE" })).status).toBe(204);
+    expect((await getJson(`/api/v1/webhook-endpoints/${body.id}`)).res.status).toBe(404);
+    expect((await call(`/api/v1/webhook-endpoints/${body.id}/rotate-secret`, { method: "POST" })).status).toBe(404);
+  });
+
+  it("refuses bad fields with 422 and the path of each", async () => {
+    const cases: [unknown, string][] = [
+      [{}, "body.url"],
+      [{ url: "not a url" }, "body.url"],
+      [{ url: "ftp://example.com/x" }, "body.url"],
+      [{ url: "https://example.com/x", events: ["message.exploded"] }, "body.events.0"],
+      [{ url: "https://example.com/x", events: "message.sent" }, "body.events"],
+      [{ url: "https://example.com/x", description: 5 }, "body.description"],
+    ];
+    for (const [body, path] of cases) {
+      const res = await call("/api/v1/webhook-endpoints", jsonRequest("POST", body));
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect((await res.json<any>()).details.map((d: any) => d.path)).toContain(path);
+    }
+    expect((await call("/api/v1/webhook-endpoints/not-a-uuid")).status).toBe(422);
+    expect((await call(`/api/v1/webhook-endpoints/${crypto.randomUUID()}`)).status).toBe(404);
+  });
+
+  it("outside development only https to a public host name is accepted", async () => {
+    const production = { ENVIRONMENT: "production", API_KEYS: "k1" };
+    const refused = [
+      "http://example.com/hook",
+      "https://localhost/hook",
+      "https://api.localhost/hook",
+      "https://10.1.2.3/hook",
+      "https://127.0.0.1:8443/hook",
+      "https://169.254.169.254/latest",
+      "https://192.168.0.10/hook",
+      "https://172.20.0.1/hook",
+      "https://[::1]/hook",
+      "https://[fd00::1]/hook",
+      "https://[::ffff:127.0.0.1]/hook",
+      "https://2130706433/hook",
+      "https://intranet/hook",
+      "https://user:pw@example.com/hook",
+    ];
+    for (const url of refused) {
+      const res = await call("/api/v1/webhook-endpoints", jsonRequest("POST", { url }, { authorization: "Bearer k1" }), production);
+      expect(res.status, url).toBe(422);
+      expect((await res.json<any>()).details[0].path).toBe("body.url");
+    }
+    const res = await call("/api/v1/webhook-endpoints", jsonRequest("POST", { url: "https://hooks.example.com/x" }, { authorization: "Bearer k1" }), production);
+    expect(res.status).toBe(201);
+    created.push((await res.json<any>()).id);
+    expect(webhookUrlProblem({ ENVIRONMENT: "production" }, "https://8.8.8.8/hook")).toBeNull();
+    expect(webhookUrlProblem({ ENVIRONMENT: "development" }, "http://127.0.0.1:9/x")).toBeNull();
+  });
+
+  it("the default attempt timeout is 10 s and the default schedule spans about a day", () => {
+    const defaults = loadConfig({ DATABASE_URL: "postgres://x", UPSTASH_REDIS_REST_URL: "https://r", UPSTASH_REDIS_REST_TOKEN: "t" });
+    expect(defaults.WEBHOOK_TIMEOUT_MS).toBe(10_000);
+    const total = defaults.WEBHOOK_RETRY_SCHEDULE.reduce((a, b) => a + b, 0);
+    expect(total / 3600).toBeGreaterThan(20);
+    expect(total / 3600).toBeLessThan(30);
+    expect(() => loadConfig({ DATABASE_URL: "postgres://x", UPSTASH_REDIS_REST_URL: "https://r", UPSTASH_REDIS_REST_TOKEN: "t", WEBHOOK_SIGNING_SECRET: "whsec_c2hvcnQ=" })).toThrow(
+      /WEBHOOK_SIGNING_SECRET/,
+    );
+  });
+});
+
+describe("status webhook delivery", () => {
+  it("message.sent arrives signed per Standard Webhooks: the standardwebhooks package verifies it, data is the message as the API shows it", async () => {
+    const endpoint = await endpointWithReceiver();
+    const id = await sentSms();
+    const [delivery] = await deliveries(endpoint.name, id, (r) => r.length >= 1);
+    const verified = new Webhook(endpoint.secret).verify(delivery!.rawBody, delivery!.headers) as any;
+    expect(verified.type).toBe("message.sent");
+    expect(delivery!.headers["webhook-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Number(delivery!.headers["webhook-timestamp"])).toBeGreaterThan(Date.now() / 1000 - 300);
+    expect(delivery!.headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    expect(delivery!.headers["content-type"]).toBe("application/json");
+    expect(verified.timestamp).toMatch(/Z$/);
+    const { sequence, ...message } = verified.data;
+    expect(typeof sequence).toBe("number");
+    expect(message).toEqual((await getJson(`/api/v1/messages/${id}`)).body);
+    // A tampered body or another secret is refused by the same library.
+    expect(() => new Webhook(endpoint.secret).verify(delivery!.rawBody.replace("sent", "sént"), delivery!.headers)).toThrow();
+    expect(() => new Webhook(SIGNING_SECRET).verify(delivery!.rawBody, delivery!.headers)).toThrow();
+
+    const [attempt] = await webhookAttempts(id);
+    expect(attempt).toMatchObject({ webhook_id: delivery!.headers["webhook-id"], event: "message.sent", endpoint_id: endpoint.id, attempt: 1, status: 200, outcome: "delivered" });
+    expect(typeof attempt!.duration_ms).toBe("number");
+    const events = await getJson(`/api/v1/webhook-events?message_id=${id}`);
+    expect(events.body.events).toEqual([expect.objectContaining({ id: delivery!.headers["webhook-id"], status: "delivered", attempts: 1, last_status_code: 200 })]);
+    // only a prefix of the answer is kept
+    expect(events.body.events[0].last_response.length).toBeLessThanOrEqual(256);
+  });
+
+  it("our signature equals the one standardwebhooks computes for the same id, timestamp and body", async () => {
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const wh = new Webhook(secret);
+    const at = new Date(1_700_000_000_000);
+    expect(await sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_700_000_000, '{"a":1}')).toBe(wh.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", at, '{"a":1}'));
+  });
+
+  it("a receiver answering 500 then 200 gets the event twice at most, with the same webhook-id and a valid signature both times", async () => {
+    const endpoint = await endpointWithReceiver();
+    await programmeReceiver(endpoint.name, ["500", "200"]);
+    const id = await sentSms();
+    const got = await deliveries(endpoint.name, id, (r) => r.length >= 2);
+    expect(got.map((r) => r.answer)).toEqual(["500", "200"]);
+    expect(got[0]!.headers["webhook-id"]).toBe(got[1]!.headers["webhook-id"]);
+    for (const r of got) expect((new Webhook(endpoint.secret).verify(r.rawBody, r.headers) as any).type).toBe("message.sent");
+    // nothing more comes: delivered is final
+    await new Promise((r) => setTimeout(r, 1500));
+    await drainWebhooks();
+    expect(forMessage(await receivedBy(endpoint.name), id)).toHaveLength(2);
+    const attempts = await webhookAttempts(id);
+    expect(attempts.map((a) => [a.attempt, a.status, a.outcome])).toEqual([
+      [1, 500, "error"],
+      [2, 200, "delivered"],
+    ]);
+    expect(attempts[0]!.next_attempt_at).toMatch(/Z$/);
+  });
+
+  it("provider callbacks emit message.delivered and message.undelivered; a callback that changes nothing emits nothing", async () => {
+    const endpoint = await endpointWithReceiver();
+    const message = await sentMessage("sms");
+    // sentMessage stores `sent` without the worker: the provider's callbacks move it on.
+    expect((await statusCallback(message, "delivered")).status).toBe(200);
+    const got = await deliveries(endpoint.name, message.id, (r) => r.length >= 1);
+    expect(bodyOf(got[0]!)).toMatchObject({ type: "message.delivered", data: { status: "delivered" } });
+
+    const other = await sentMessage("sms");
+    await statusCallback(other, "sent");
+    await statusCallback(other, "undelivered", { ErrorCode: "30003" });
+    const undelivered = await deliveries(endpoint.name, other.id, (r) => r.length >= 1);
+    await drainWebhooks();
+    const all = forMessage(await receivedBy(endpoint.name), other.id).map(bodyOf);
+    expect(all.map((b) => b.type)).toEqual(["message.undelivered"]);
+    expect(bodyOf(undelivered[0]!).data.error).toEqual({ code: "30003", message: "Twilio error 30003" });
+  });
+
+  it("sequence grows with each event of one message", async () => {
+    const endpoint = await endpointWithReceiver();
+    const id = await sentSms();
+    const [row] = await sql<{ provider_message_id: string }>("select provider_message_id from messages where id = $1", [id]);
+    await statusCallback({ id, providerMessageId: row!.provider_message_id }, "delivered");
+    const got = await deliveries(endpoint.name, id, (r) => r.length >= 2);
+    const events = got.map(bodyOf).sort((a, b) => a.data.sequence - b.data.sequence);
+    expect(events.map((e) => e.type)).toEqual(["message.sent", "message.delivered"]);
+    expect(events[1].data.sequence).toBeGreaterThan(events[0].data.sequence);
+  });
+
+  it("a send's status_callback gets its events, signed with WEBHOOK_SIGNING_SECRET; only that message's", async () => {
+    const receiver = newReceiver();
+    const id = await sentSms({ status_callback: receiver.url });
+    const got = await deliveries(receiver.name, id, (r) => r.length >= 1);
+    const verified = new Webhook(SIGNING_SECRET).verify(got[0]!.rawBody, got[0]!.headers) as any;
+    expect(verified).toMatchObject({ type: "message.sent", data: { id, status: "sent" } });
+    const other = await sentSms();
+    await drainWebhooks();
+    expect(forMessage(await receivedBy(receiver.name), other)).toHaveLength(0);
+    const [attempt] = await webhookAttempts(id);
+    expect(attempt).toMatchObject({ url: receiver.url, status: 200, outcome: "delivered" });
+  });
+
+  it("status_callback must be an allowed URL", async () => {
+    const bad = await send({ type: "sms", ...freshPair(), body: "x", status_callback: "not a url" });
+    expect(bad.res.status).toBe(422);
+    expect(bad.body.details[0].path).toBe("body.status_callback");
+    const production = await call(
+      "/api/v1/messages/send",
+      jsonRequest("POST", { type: "sms", ...freshPair(), body: "x", status_callback: "https://192.168.1.1/cb" }, { authorization: "Bearer k1" }),
+      { ENVIRONMENT: "production", API_KEYS: "k1" },
+    );
+    expect(production.status).toBe(422);
+    expect((await production.json<any>()).details[0].path).toBe("body.status_callback");
+    const unsigned = await call("/api/v1/messages/send", jsonRequest("POST", { type: "sms", ...freshPair(), body: "x", status_callback: "https://example.com/cb" }), {
+      WEBHOOK_SIGNING_SECRET: undefined,
+    });
+    expect(unsigned.status).toBe(422);
+  });
+
+  it("message.failed from the worker, and only subscribed types are sent", async () => {
+    const endpoint = await endpointWithReceiver(["message.failed"]);
+    const pair = freshPair();
+    await programme(pair.to, ["21211"]);
+    const { body } = await send({ type: "sms", ...pair, body: "will fail" });
+    await settle(body.id, (m) => m.status === "failed");
+    const got = await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
+    expect(bodyOf(got[0]!)).toMatchObject({ type: "message.failed", data: { status: "failed", error: { code: "21211" } } });
+    const sent = await sentSms();
+    await drainWebhooks();
+    expect(forMessage(await receivedBy(endpoint.name), sent)).toHaveLength(0);
+  });
+
+  it("message.received for an inbound message", async () => {
+    const endpoint = await endpointWithReceiver(["message.received"]);
+    const pair = freshPair();
+    const sid = uniqueId("SM");
+    const res = await postTwilioForm("/api/v1/webhooks/twilio", { MessageSid: sid, From: pair.from, To: pair.to, Body: "hello in", NumMedia: "0" });
+    expect(res.status).toBe(200);
+    const [row] = await sql<{ id: string }>("select id from messages where provider_message_id = $1", [sid]);
+    const got = await deliveries(endpoint.name, row!.id, (r) => r.length >= 1);
+    expect(bodyOf(got[0]!)).toMatchObject({ type: "message.received", data: { id: row!.id, direction: "inbound", body: "hello in" } });
+  });
+
+  it("a hanging receiver is bounded by the timeout, recorded, and retried", async () => {
+    const endpoint = await endpointWithReceiver();
+    await programmeReceiver(endpoint.name, ["hang"]);
+    const id = await sentSms();
+    const got = await deliveries(endpoint.name, id, (r) => r.length >= 2);
+    expect(got.map((r) => r.answer)).toEqual(["hang", "200"]);
+    const attempts = await webhookAttempts(id);
+    expect(attempts[0]).toMatchObject({ attempt: 1, outcome: "error" });
+    expect(attempts[0]!.error).toMatch(/^timeout/);
+    // WEBHOOK_TIMEOUT_MS is 2000 in the tests
+    expect(attempts[0]!.duration_ms).toBeGreaterThanOrEqual(1900);
+    expect(attempts[0]!.duration_ms).toBeLessThan(5000);
+    expect(attempts[1]).toMatchObject({ attempt: 2, status: 200, outcome: "delivered" });
+  });
+
+  it("gives up after the retry schedule, records it, and can be redelivered with the same webhook-id", async () => {
+    const endpoint = await endpointWithReceiver();
+    await programmeReceiver(endpoint.name, ["503", "503", "503", "503"]);
+    const id = await sentSms();
+    // WEBHOOK_RETRY_SCHEDULE is 0.5,1,2 in the tests: four attempts, then given up
+    await waitFor(
+      async () => {
+        await drainWebhooks();
+        return (await getJson(`/api/v1/webhook-events?message_id=${id}`)).body.events[0];
+      },
+      (e) => e?.status === "failed",
+    );
+    const attempts = await webhookAttempts(id);
+    expect(attempts.map((a) => a.status)).toEqual([503, 503, 503, 503]);
+    expect(attempts[3]!.given_up).toBe(true);
+    const got = forMessage(await receivedBy(endpoint.name), id);
+    expect(got).toHaveLength(4);
+
+    const eventId = got[0]!.headers["webhook-id"]!;
+    const redelivered = await call(`/api/v1/webhook-events/${eventId}/redeliver`, { method: "POST" });
+    expect(redelivered.status).toBe(202);
+    expect(await redelivered.json()).toMatchObject({ id: eventId, status: "pending", attempts: 0 });
+    const again = await deliveries(endpoint.name, id, (r) => r.length >= 5);
+    expect(again[4]!.headers["webhook-id"]).toBe(eventId);
+    expect(new Webhook(endpoint.secret).verify(again[4]!.rawBody, again[4]!.headers)).toBeTruthy();
+    expect((await call(`/api/v1/webhook-events/${crypto.randomUUID()}/redeliver`, { method: "POST" })).status).toBe(404);
+  });
+
+  it("an endpoint failing for days is disabled, says so, gets no new events, and can be enabled again", async () => {
+    const endpoint = await endpointWithReceiver();
+    await programmeReceiver(endpoint.name, ["500"]);
+    await sql("update webhook_endpoints set failing_since = now() - interval '6 days' where id = $1", [endpoint.id]);
+    const id = await sentSms();
+    await deliveries(endpoint.name, id, (r) => r.length >= 1);
+    const disabled = await waitFor(
+      async () => (await getJson(`/api/v1/webhook-endpoints/${endpoint.id}`)).body,
+      (e) => e.enabled === false,
+    );
+    expect(disabled.disabled_at).toMatch(/Z$/);
+    expect(disabled.disabled_reason).toMatch(/failing_since/);
+    // its pending retry is given up without a request, and new events do not go to it
+    const [event] = (await getJson(`/api/v1/webhook-events?message_id=${id}`)).body.events;
+    await waitFor(
+      async () => {
+        await drainWebhooks();
+        return (await getJson(`/api/v1/webhook-events?message_id=${id}`)).body.events[0];
+      },
+      (e) => e.status === "failed",
+    );
+    expect((await call(`/api/v1/webhook-events/${event.id}/redeliver`, { method: "POST" })).status).toBe(409);
+    const later = await sentSms();
+    expect((await getJson(`/api/v1/webhook-events?message_id=${later}&endpoint_id=${endpoint.id}`)).body.events).toHaveLength(0);
+    expect(forMessage(await receivedBy(endpoint.name), id)).toHaveLength(1);
+
+    const enabled = await call(`/api/v1/webhook-endpoints/${endpoint.id}`, jsonRequest("PATCH", { enabled: true }));
+    expect(await enabled.json()).toMatchObject({ enabled: true, disabled_at: null, disabled_reason: null, failing_since: null });
+  });
+});
