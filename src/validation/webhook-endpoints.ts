@@ -109,7 +109,25 @@ export const WebhookEndpointWithSecret = z
 
 export const WebhookEndpointList = z
   .object({ endpoints: z.array(WebhookEndpoint), total: z.int().min(0), limit: z.int(), offset: z.int() })
-  .openapi("WebhookEndpointList");
+  .openapi("WebhookEndpointList", { example: { endpoints: [ENDPOINT_EXAMPLE], total: 1, limit: 50, offset: 0 } });
+
+const EVENT_EXAMPLE = {
+  id: "5f0c6a2e-9b7d-4c1e-8f3a-2d4b6c8e0a12",
+  type: "message.delivered",
+  message_id: "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+  endpoint_id: ENDPOINT_EXAMPLE.id,
+  url: ENDPOINT_EXAMPLE.url,
+  sequence: 42,
+  status: "delivered",
+  attempts: 2,
+  next_attempt_at: null,
+  last_attempt_at: AT,
+  last_status_code: 200,
+  last_error: null,
+  last_response: '{"ok":true}',
+  delivered_at: AT,
+  created_at: AT,
+};
 
 export const WebhookEvent = z
   .object({
@@ -129,8 +147,8 @@ export const WebhookEvent = z
     delivered_at: Timestamp.nullable(),
     created_at: Timestamp,
   })
-  .openapi("WebhookEvent");
+  .openapi("WebhookEvent", { example: EVENT_EXAMPLE });
 
 export const WebhookEventList = z
   .object({ events: z.array(WebhookEvent), total: z.int().min(0), limit: z.int(), offset: z.int() })
-  .openapi("WebhookEventList");
+  .openapi("WebhookEventList", { example: { events: [EVENT_EXAMPLE], total: 1, limit: 50, offset: 0 } });

@@ -8,6 +8,7 @@ import { env } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { loadConfig } from "../../src/config";
 import { sign } from "../../src/services/outbound-webhooks";
+import { WebhookEndpoint, WebhookEndpointWithSecret, WebhookEventList } from "../../src/validation/webhook-endpoints";
 import { webhookUrlProblem } from "../../src/validation/webhook-url";
 import { sql } from "../helpers/db";
 import { freshPair, getJson, send } from "../helpers/fixtures";
@@ -74,11 +75,14 @@ describe("webhook endpoints: CRUD and validation", () => {
     expect(body.created_at).toMatch(/Z$/);
     expect(body.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
     expect(atob(body.secret.slice(6)).length).toBeGreaterThanOrEqual(24);
+    // the answers are what the OpenAPI document says they are
+    WebhookEndpointWithSecret.parse(body);
 
     const one = await getJson(`/api/v1/webhook-endpoints/${body.id}`);
     expect(one.res.status).toBe(200);
     expect(one.body.secret).toBeUndefined();
     expect(one.body.id).toBe(body.id);
+    WebhookEndpoint.strict().parse(one.body);
     const list = await getJson("/api/v1/webhook-endpoints?limit=100");
     expect(list.body.endpoints.map((e: any) => e.id)).toContain(body.id);
     expect(list.body.endpoints.every((e: any) => e.secret === undefined)).toBe(true);
@@ -181,6 +185,7 @@ describe("status webhook delivery", () => {
     expect(attempt).toMatchObject({ webhook_id: delivery!.headers["webhook-id"], event: "message.sent", endpoint_id: endpoint.id, attempt: 1, status: 200, outcome: "delivered" });
     expect(typeof attempt!.duration_ms).toBe("number");
     const events = await getJson(`/api/v1/webhook-events?message_id=${id}`);
+    WebhookEventList.parse(events.body);
     expect(events.body.events).toEqual([expect.objectContaining({ id: delivery!.headers["webhook-id"], status: "delivered", attempts: 1, last_status_code: 200 })]);
     // only a prefix of the answer is kept
     expect(events.body.events[0].last_response.length).toBeLessThanOrEqual(256);
