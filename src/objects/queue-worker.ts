@@ -319,6 +319,10 @@ export class QueueWorker extends DurableObject<Env> {
       const { recorded } = await recordOutcomes(db, decided);
       budget.spend();
       this.journal.recorded(recorded);
+      if (decided.some((o) => recorded.has(o.id) && (o.status === "sent" || o.status === "failed"))) {
+        await ringWebhookWorker(this.env);
+        budget.spend();
+      }
       this.journal.forget(decided.filter((o) => !recorded.has(o.id)).map((o) => o.id));
     }
     const owed = this.journal.outcomes("recorded");
