@@ -10,8 +10,11 @@ import { loadConfig } from "../../src/config";
 import { sign } from "../../src/services/outbound-webhooks";
 import { WebhookEndpoint, WebhookEndpointWithSecret, WebhookEventList } from "../../src/validation/webhook-endpoints";
 import { webhookUrlProblem } from "../../src/validation/webhook-url";
+import { openDatabase } from "../../src/db/client";
+import { sweep } from "../../src/index";
+import { claim, recordOutcomes } from "../../src/queue/processing";
 import { sql } from "../helpers/db";
-import { freshPair, getJson, send } from "../helpers/fixtures";
+import { freshPair, getJson, send, sendPending } from "../helpers/fixtures";
 import { call, jsonRequest } from "../helpers/http";
 import { drainWebhooks, newReceiver, programmeReceiver, receivedBy, type ReceivedWebhook } from "../helpers/receiver";
 import { programme } from "../helpers/sandbox";
@@ -189,6 +192,18 @@ describe("status webhook delivery", () => {
     expect(events.body.events).toEqual([expect.objectContaining({ id: delivery!.headers["webhook-id"], status: "delivered", attempts: 1, last_status_code: 200 })]);
     // only a prefix of the answer is kept
     expect(events.body.events[0].last_response.length).toBeLessThanOrEqual(256);
+  });
+
+  it("the worker's doorbell delivers it without anyone draining the webhook worker", async () => {
+    const endpoint = await endpointWithReceiver(["message.sent"]);
+    const id = await sentSms();
+    const [got] = await waitFor(
+      async () => forMessage(await receivedBy(endpoint.name), id),
+      (r) => r.length >= 1,
+    );
+    const message = (await getJson(`/api/v1/messages/${id}`)).body;
+    // the figure for the report: from the outcome's commit (sent_at) to the receiver's clock
+    console.log(JSON.stringify({ webhook_latency_ms: Date.parse(got!.time) - Date.parse(message.sent_at) }));
   });
 
   it("our signature equals the one standardwebhooks computes for the same id, timestamp and body", async () => {
@@ -372,5 +387,54 @@ describe("status webhook delivery", () => {
 
     const enabled = await call(`/api/v1/webhook-endpoints/${endpoint.id}`, jsonRequest("PATCH", { enabled: true }));
     expect(await enabled.json()).toMatchObject({ enabled: true, disabled_at: null, disabled_reason: null, failing_since: null });
+  });
+});
+
+describe("an event for every change, and none for a change that did not happen", () => {
+  it("the worker recording `sent` after a provider callback already moved the message there emits message.sent once", async () => {
+    const endpoint = await endpointWithReceiver(["message.sent"]);
+    const { body } = await sendPending({ type: "sms", ...freshPair(), body: "race" });
+    const config = loadConfig(env);
+    const db = openDatabase(config);
+    try {
+      const [claimed] = await claim(db, [body.id]);
+      expect(claimed).toBeDefined();
+      // Twilio's `sent` callback arrives before the worker has recorded its outcome.
+      expect((await statusCallback({ id: body.id, providerMessageId: "SM" + crypto.randomUUID().replace(/-/g, "") }, "sent")).status).toBe(200);
+      const { recorded } = await recordOutcomes(db, [
+        {
+          id: body.id,
+          type: "sms",
+          status: "sent",
+          claimSeq: claimed!.claimSeq,
+          attempt: claimed!.attempt,
+          counted: true,
+          durationMs: 5,
+          providerName: "twilio",
+          evidence: { kind: "alive" },
+        },
+      ]);
+      expect(recorded.has(body.id)).toBe(true);
+    } finally {
+      await db.end();
+    }
+    const [row] = await sql<{ n: string }>("select count(*) as n from webhook_events where message_id = $1 and type = 'message.sent'", [body.id]);
+    expect(Number(row!.n)).toBe(1);
+    await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
+  });
+
+  it("PATCH status and the sweep's expiry emit their events", async () => {
+    const endpoint = await endpointWithReceiver(["message.delivered", "message.failed"]);
+    const patched = await sentMessage("sms");
+    const res = await call(`/api/v1/messages/${patched.id}/status`, jsonRequest("PATCH", { status: "delivered" }));
+    expect(res.status).toBe(200);
+    const got = await deliveries(endpoint.name, patched.id, (r) => r.length >= 1);
+    expect(bodyOf(got[0]!)).toMatchObject({ type: "message.delivered", data: { id: patched.id, status: "delivered" } });
+
+    const { body } = await sendPending({ type: "sms", ...freshPair(), body: "too old" });
+    await sql("update messages set created_at = now() - interval '3 days' where id = $1", [body.id]);
+    await sweep(env, { forceDatabase: true });
+    const expired = await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
+    expect(bodyOf(expired[0]!)).toMatchObject({ type: "message.failed", data: { id: body.id, status: "failed" } });
   });
 });
