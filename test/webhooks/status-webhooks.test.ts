@@ -3,11 +3,12 @@
 // library) accepts; a receiver answering 500 then 200 gets the event twice at most, with the same
 // webhook-id; sequence grows per message; status_callback; a hanging receiver is bounded; an
 // endpoint failing for days is disabled; give-up after the schedule; redelivery; message.received.
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { loadConfig } from "../../src/config";
-import { sign } from "../../src/services/outbound-webhooks";
+import { emitMessageWebhook, sign } from "../../src/services/outbound-webhooks";
 import { WebhookEndpoint, WebhookEndpointWithSecret, WebhookEventList } from "../../src/validation/webhook-endpoints";
 import { webhookUrlProblem } from "../../src/validation/webhook-url";
 import { openDatabase } from "../../src/db/client";
@@ -151,6 +152,32 @@ describe("webhook endpoints: CRUD and validation", () => {
     created.push((await res.json<any>()).id);
     expect(webhookUrlProblem({ ENVIRONMENT: "production" }, "https://8.8.8.8/hook")).toBeNull();
     expect(webhookUrlProblem({ ENVIRONMENT: "development" }, "http://127.0.0.1:9/x")).toBeNull();
+  });
+
+  it("arbitrary bodies and URLs never make a 5xx, and the URL rule never throws", async () => {
+    const url = fc.oneof(
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+      fc.string(),
+      fc.ipV4().map((ip) => `https://${ip}/x`),
+      fc.ipV6().map((ip) => `https://[${ip}]/x`),
+      fc.constantFrom("https://\ud800.example/x", "https://ex ample.com", "https://example.com:99999/", "javascript:alert(1)", "https://" + "a".repeat(3000)),
+    );
+    fc.assert(fc.property(url, fc.constantFrom("production", "development"), (u, environment) => {
+      const problem = webhookUrlProblem({ ENVIRONMENT: environment }, u);
+      return problem === null || typeof problem === "string";
+    }), { numRuns: 500 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ url: fc.oneof(url, fc.jsonValue()), events: fc.oneof(fc.jsonValue(), fc.array(fc.constantFrom("message.sent", "message.failed", "x"))), description: fc.jsonValue() }, { requiredKeys: [] }),
+        async (body) => {
+          const res = await call("/api/v1/webhook-endpoints", jsonRequest("POST", body));
+          expect(res.status).toBeLessThan(500);
+          if (res.status === 201) created.push((await res.json<any>()).id);
+          else await res.body?.cancel();
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it("the default attempt timeout is 10 s and the default schedule spans about a day", () => {
@@ -436,5 +463,20 @@ describe("an event for every change, and none for a change that did not happen",
     await sweep(env, { forceDatabase: true });
     const expired = await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
     expect(bodyOf(expired[0]!)).toMatchObject({ type: "message.failed", data: { id: body.id, status: "failed" } });
+  });
+  it("emitMessageWebhook (for the cancel route) writes message.canceled for the message's endpoints and status_callback", async () => {
+    const endpoint = await endpointWithReceiver(["message.canceled"]);
+    const callback = newReceiver();
+    const { body } = await sendPending({ type: "sms", ...freshPair(), body: "to cancel", status_callback: callback.url });
+    const db = openDatabase(loadConfig(env));
+    try {
+      expect(await emitMessageWebhook(db, body.id, "message.canceled")).toBe(2);
+    } finally {
+      await db.end();
+    }
+    const got = await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
+    expect(bodyOf(got[0]!)).toMatchObject({ type: "message.canceled", data: { id: body.id } });
+    const viaCallback = await deliveries(callback.name, body.id, (r) => r.length >= 1);
+    expect(new Webhook(SIGNING_SECRET).verify(viaCallback[0]!.rawBody, viaCallback[0]!.headers)).toMatchObject({ type: "message.canceled" });
   });
 });
