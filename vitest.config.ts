@@ -47,6 +47,11 @@ export default defineConfig({
           // A paused provider is probed within seconds: first after 0.2 s, doubling up to 2 s.
           CIRCUIT_PROBE_MIN_MS: "200",
           CIRCUIT_PROBE_MAX_MS: "2000",
+          // Status webhooks (test/webhooks/status-webhooks.test.ts): a fixed test secret for
+          // status_callback, a 2 s attempt timeout and a retry schedule of seconds, not hours.
+          WEBHOOK_SIGNING_SECRET: "whsec_dGVzdC1zaWduaW5nLXNlY3JldC1mb3Itc3RhdHVzLWNhbGxiYWNrcw==",
+          WEBHOOK_TIMEOUT_MS: "2000",
+          WEBHOOK_RETRY_SCHEDULE: "0.5,1,2",
         },
       },
     })),

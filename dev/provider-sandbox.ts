@@ -27,6 +27,9 @@
 //   GET  /__sandbox/callbacks?to=&provider=  callbacks/events it produced (URL, signed headers, body, answer)
 //   POST /__sandbox/reset  [{"to": ...}]     forget everything, or one recipient
 //   GET  /__sandbox/info                     credentials it accepts, their state, the SendGrid webhook public key
+//   POST /__receiver/<name>                  a customer's status webhook receiver (dev/sandbox/receiver.ts):
+//        records the delivery and answers as programmed with POST /__sandbox/receiver
+//        {"name", "answers": ["500", "200", "hang", "slow:3000"]}; GET /__sandbox/receiver?name= lists them
 //   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S]   a file to use as an attachment or media URL:
 //        N deterministic bytes (byte i = i % 256) of content type T, or answer status S
 //
@@ -50,6 +53,7 @@ import {
 } from "./sandbox/shared.ts";
 import { TwilioSandbox, messageIdFromCallbackUrl, twilioError, type TwilioCredentials, type TwilioMessage } from "./sandbox/twilio.ts";
 import { SendGridSandbox, sendgridError, sendgridForbidden, sendgridRateLimitHeaders } from "./sandbox/sendgrid.ts";
+import { Receiver } from "./sandbox/receiver.ts";
 import { SANDBOX_CREDENTIALS, type CallbackRecord, type CredentialStates, type ForeignMessageSpec, type SentMail } from "./sandbox/api.ts";
 
 export type {
@@ -123,6 +127,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
     defaults,
   );
   const sendgrid = new SendGridSandbox(state, opts.sendgridApiKey ?? SANDBOX_CREDENTIALS.sendgridApiKey, defaults, opts.sendgridEventsUrl);
+  const receiver = new Receiver();
 
   function record(req: http.IncomingMessage, url: URL, raw: Buffer, provider: RecordedRequest["provider"]): RecordedRequest {
     const rawBody = raw.toString("utf8");
@@ -316,7 +321,11 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://sandbox");
     const raw = await readBody(req);
+    if (url.pathname.startsWith("/__sandbox/receiver")) {
+      if (await receiver.control(req, res, url, raw)) return;
+    }
     if (url.pathname.startsWith("/__sandbox/")) return control(req, res, url, raw);
+    if (url.pathname.startsWith("/__receiver/") && req.method === "POST") return receiver.handle(req, res, decodeURIComponent(url.pathname.slice("/__receiver/".length)), raw);
 
     const list = TWILIO_MESSAGES.exec(url.pathname);
     const one = TWILIO_MESSAGE.exec(url.pathname);
@@ -372,6 +381,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   function reset(to?: string): void {
     state.reset(to);
     if (to === undefined) {
+      receiver.reset();
       twilio.clear();
       sendgrid.mails.clear();
     }

@@ -21,6 +21,7 @@ import { registerLegacyRoutes } from "./routes/legacy";
 import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
 import { registerInsightRoutes } from "./routes/insights";
+import { registerWebhookEndpointRoutes } from "./routes/webhook-endpoints";
 import { registerOpenApi, SCOPE_EXTENSION } from "./openapi";
 import type { Scope } from "./http/scopes";
 import { flushSamples, recordRequest } from "./services/metrics";
@@ -158,6 +159,7 @@ export function createApp() {
   registerQueueRoutes(app);
   registerInsightRoutes(app);
   registerWebhookRoutes(app);
+  registerWebhookEndpointRoutes(app);
   registerOpenApi(app);
 
   // A route's validators and handler are separate entries of app.routes: each route counts once.

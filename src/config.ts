@@ -58,6 +58,17 @@ const url = (what: string) =>
     .trim()
     .refine((v) => URL.canParse(v), { message: `${what} must be a URL` });
 
+/** `whsec_` + base64 of at least 24 bytes (the Standard Webhooks secret format). */
+export function isWebhookSecret(value: string): boolean {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!match) return false;
+  try {
+    return atob(match[1]!).length >= 24;
+  } catch {
+    return false;
+  }
+}
+
 export const ConfigSchema = z.object({
   ENVIRONMENT: z.string().trim().min(1).optional().default("production"),
   SYNC_MESSAGE_PROCESSING: bool(false),
@@ -150,6 +161,19 @@ export const ConfigSchema = z.object({
   SENDGRID_MAX_ATTACHMENT_BYTES: num(10 * 1024 * 1024, { min: 0, max: 30 * 1024 * 1024, int: true }),
   SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
   SENDGRID_PARSE_PUBLIC_KEY: optionalString,
+  // Status webhooks to the API user (src/services/outbound-webhooks.ts)
+  /** signs every message's status_callback (`whsec_` + base64 of at least 24 bytes); without it a send with status_callback is refused */
+  WEBHOOK_SIGNING_SECRET: optionalString.refine((v) => v === undefined || isWebhookSecret(v), {
+    message: "WEBHOOK_SIGNING_SECRET must be whsec_ followed by the base64 of at least 24 bytes",
+  }),
+  /** how long one delivery attempt may take before it counts as failed */
+  WEBHOOK_TIMEOUT_MS: num(10000, { min: 100, max: 60000, int: true }),
+  /** seconds to wait after each failed attempt; after the last one the event is given up (default ≈ 27.6 h in 8 attempts) */
+  WEBHOOK_RETRY_SCHEDULE: list("5,300,1800,7200,18000,36000,36000").pipe(
+    z.array(z.string().refine((v) => Number.isFinite(Number(v)) && Number(v) >= 0 && Number(v) <= 7 * 86400, "each delay must be 0-604800 seconds")).min(1).max(30).transform((v) => v.map(Number)),
+  ),
+  /** an endpoint whose attempts have failed without a single success for this long is disabled */
+  WEBHOOK_DISABLE_AFTER_SECONDS: num(5 * 86400, { min: 60, max: 90 * 86400, int: true }),
   SIMULATOR_LATENCY_MS: num(0, { min: 0, max: 60000, int: true }),
   SIMULATOR_FAILURE_RATE: num(0, { min: 0, max: 1 }),
   SIMULATOR_429_RATE: num(0, { min: 0, max: 1 }),
@@ -201,6 +225,7 @@ export function configurationProblems(config: Config): string[] {
   if (!config.SENDGRID_WEBHOOK_PUBLIC_KEY) problems.push("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid Event Webhook deliveries are refused");
   if (!config.SENDGRID_PARSE_PUBLIC_KEY) problems.push("SENDGRID_PARSE_PUBLIC_KEY is not set: SendGrid Inbound Parse deliveries are refused");
   if (config.METRICS_ENABLED && !config.METRICS_TOKEN) problems.push("METRICS_TOKEN is not set: /metrics is readable by anyone");
+  if (!config.WEBHOOK_SIGNING_SECRET) problems.push("WEBHOOK_SIGNING_SECRET is not set: sends with a status_callback are refused");
   if (config.NEON_WS_PROXY) problems.push("NEON_WS_PROXY is a development setting: unset it");
   if (!httpsOnly(config.TWILIO_API_BASE_URL)) problems.push("TWILIO_API_BASE_URL must be an https URL");
   if (!httpsOnly(config.SENDGRID_API_BASE_URL)) problems.push("SENDGRID_API_BASE_URL must be an https URL");
@@ -226,5 +251,6 @@ export const SECRETS = {
   SENDGRID_API_KEY: "required for email",
   SENDGRID_WEBHOOK_PUBLIC_KEY: "required for SendGrid Event Webhook signatures",
   SENDGRID_PARSE_PUBLIC_KEY: "required for SendGrid Inbound Parse signatures",
+  WEBHOOK_SIGNING_SECRET: "required for status_callback: whsec_ + base64 of 24+ random bytes",
   METRICS_TOKEN: "recommended: the bearer token Prometheus sends to /metrics",
 } as const satisfies Partial<Record<keyof typeof ConfigSchema.shape, string>>;

@@ -9,6 +9,7 @@ import { runSweep, type SweepOptions } from "./queue/sweep";
 
 export { QueueWorker } from "./objects/queue-worker";
 export { MetricsStore } from "./objects/metrics-store";
+export { WebhookWorker } from "./objects/webhook-worker";
 
 const app = createApp();
 

@@ -190,6 +190,10 @@ const TAGS = [
   { name: "conversations", description: "Conversations group the messages of a pair of participants (direct) or of a thread." },
   { name: "queue", description: "Queue statistics, dead letters and redrive." },
   { name: "webhooks", description: "Provider callbacks: inbound messages and delivery status from Twilio and SendGrid, signed by the provider." },
+  {
+    name: "webhook-endpoints",
+    description: "Status webhooks to the API user (Standard Webhooks): endpoints, their signing secrets, the events sent and their redelivery.",
+  },
   { name: "legacy", description: "The pre-v1 routes and answer shapes, over the same services." },
   { name: "ops", description: "Probes, metrics and this document. No authentication." },
 ];

@@ -2,7 +2,7 @@
 // concurrent requests cannot create a second direct conversation, a second copy of a provider
 // message, or a status outside the lifecycle.
 import { sql } from "drizzle-orm";
-import { type AnyPgColumn, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { type AnyPgColumn, bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 6 });
 
@@ -25,6 +25,7 @@ export const EVENT_TYPES = [
   "dead_lettered",
   "scheduled",
   "canceled",
+  "webhook_attempt",
 ] as const;
 
 const inList = (column: string, values: readonly string[]) =>
@@ -108,6 +109,8 @@ export const messages = pgTable(
     deliveredAt: ts("delivered_at"),
     createdAt: ts("created_at").notNull().defaultNow(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
+    /** the send's `status_callback` URL: its status webhooks, signed with WEBHOOK_SIGNING_SECRET (migration 0006) */
+    statusCallback: text("status_callback"),
   },
   (t) => [
     uniqueIndex("messages_provider_message_uq").on(t.provider, t.providerMessageId).where(sql`${t.providerMessageId} is not null`),
@@ -245,4 +248,74 @@ export const webhookDeliveries = pgTable(
     receivedAt: ts("received_at").notNull().defaultNow(),
   },
   (t) => [index("webhook_deliveries_provider_idx").on(t.provider, t.receivedAt)],
+);
+
+export const WEBHOOK_EVENT_TYPES = [
+  "message.sent",
+  "message.delivered",
+  "message.undelivered",
+  "message.failed",
+  "message.canceled",
+  "message.received",
+] as const;
+
+/**
+ * The API user's webhook endpoints (Standard Webhooks). `secret` is kept as-is: signing needs the
+ * key itself. `events` empty = every event type. An endpoint failing without a success since
+ * `failing_since` for WEBHOOK_DISABLE_AFTER_SECONDS is disabled (`disabled_at`, `disabled_reason`).
+ */
+export const webhookEndpoints = pgTable(
+  "webhook_endpoints",
+  {
+    id: uuid("id").primaryKey(),
+    url: text("url").notNull(),
+    description: text("description"),
+    events: text("events").array().notNull().default(sql`'{}'::text[]`),
+    secret: text("secret").notNull(),
+    failingSince: ts("failing_since"),
+    disabledAt: ts("disabled_at"),
+    disabledReason: text("disabled_reason"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  () => [check("webhook_endpoints_events_ck", sql.raw(`events <@ ARRAY[${WEBHOOK_EVENT_TYPES.map((t) => `'${t}'`).join(", ")}]::text[]`))],
+);
+
+/**
+ * The outbox of status webhooks: one row per (event, target), written with the status change it
+ * reports. `id` is the `webhook-id` header, the same on every attempt. `message` is the message
+ * row after the change; the body is built from it. `next_attempt_at` is the due time of a pending
+ * row, pushed past the attempt's timeout while it is in flight (the lease).
+ */
+export const webhookEvents = pgTable(
+  "webhook_events",
+  {
+    id: uuid("id").primaryKey(),
+    messageId: uuid("message_id")
+      .notNull()
+      .references(() => messages.id, { onDelete: "cascade" }),
+    /** null: the message's status_callback (`url`) */
+    endpointId: uuid("endpoint_id").references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+    url: text("url"),
+    type: text("type").notNull(),
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    message: jsonb("message").notNull(),
+    status: text("status").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: ts("next_attempt_at"),
+    lastAttemptAt: ts("last_attempt_at"),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    /** the first bytes of the last answer only */
+    lastResponse: text("last_response"),
+    deliveredAt: ts("delivered_at"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("webhook_events_due_idx").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index("webhook_events_message_idx").on(t.messageId, t.createdAt),
+    index("webhook_events_endpoint_idx").on(t.endpointId, t.createdAt).where(sql`endpoint_id IS NOT NULL`),
+    check("webhook_events_target_ck", sql`(endpoint_id IS NULL) <> (url IS NULL)`),
+    check("webhook_events_status_ck", inList("status", ["pending", "delivered", "failed"])),
+  ],
 );

@@ -14,8 +14,8 @@ export interface RoutePolicy {
  * are limited per address in memory and cached (src/http/probe-limit.ts), /metrics by METRICS_TOKEN.
  */
 const PROBES = new Set(["/health", "/ready", "/live", "/startup", "/dependencies", "/metrics"]);
-/** POSTs without a body: retry, mark read, cancel, and one dead letter's redrive (redrive by code has one). */
-const BODYLESS_POSTS = /\/(retry|read|cancel)$|\}\/redrive$/;
+/** POSTs without a body: retry, mark read, cancel, rotate-secret, redeliver, and one dead letter's redrive (redrive by code has one). */
+const BODYLESS_POSTS = /\/(retry|read|cancel|rotate-secret|redeliver)$|\}\/redrive$/;
 
 export function policyFor(method: string, template: string): RoutePolicy {
   const m = method.toUpperCase();

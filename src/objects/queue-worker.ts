@@ -23,6 +23,7 @@ import { openRedis, type Redis } from "../queue/redis";
 import { enqueueMany } from "../queue/streams";
 import { workerStep, type StepInput } from "../queue/worker-step";
 import { recordProcessing, flushSamples } from "../services/metrics";
+import { ringWebhookWorker } from "../services/outbound-webhooks";
 import type { Channel } from "../validation/address";
 import { UUID } from "../validation/common";
 import { Journal } from "./journal";
@@ -304,6 +305,11 @@ export class QueueWorker extends DurableObject<Env> {
         const { recorded, failed } = await recordOutcomes(db, outcomes);
         budget.spend(1 + (failed.length > 0 ? outcomes.length : 0));
         this.journal.recorded(recorded);
+        // message.sent / message.failed were written with the outcomes: their worker delivers them.
+        if (outcomes.some((o) => recorded.has(o.id) && (o.status === "sent" || o.status === "failed"))) {
+          await ringWebhookWorker(this.env);
+          budget.spend();
+        }
         // Outcomes not recorded: stale (a newer claim won) or refused by a constraint (logged). The
         // newer claim owns the message; a refused row is recovered after the lease.
         this.journal.forget(outcomes.filter((o) => !recorded.has(o.id)).map((o) => o.id));
@@ -353,6 +359,10 @@ export class QueueWorker extends DurableObject<Env> {
       const { recorded } = await recordOutcomes(db, decided);
       budget.spend();
       this.journal.recorded(recorded);
+      if (decided.some((o) => recorded.has(o.id) && (o.status === "sent" || o.status === "failed"))) {
+        await ringWebhookWorker(this.env);
+        budget.spend();
+      }
       this.journal.forget(decided.filter((o) => !recorded.has(o.id)).map((o) => o.id));
     }
     const owed = this.journal.outcomes("recorded");

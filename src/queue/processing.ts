@@ -17,6 +17,7 @@ import { providerFor } from "../providers";
 import { LOOKUP_MAX_PAGES } from "../providers/twilio";
 import { ProviderError, type ErrorClass, type OutboundMessage, type Provider } from "../providers/types";
 import { recordMessage, recordProviderError } from "../services/metrics";
+import { emitWebhooksSql } from "../services/outbound-webhooks";
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
 import { backoffSeconds } from "./backoff";
@@ -358,6 +359,9 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
       select * from jsonb_to_recordset(${JSON.stringify(outcomes.map(outcomeInput))}::jsonb)
         as x(id uuid, claim_seq int, counted boolean, status text, provider_message_id text, error_class text, error_code text,
              error_message text, ambiguous boolean, "window" jsonb, next_attempt_at timestamptz, events jsonb)),
+    -- the status before this statement, read under the row lock: a webhook only for a real change
+    locked as (
+      select m.id, m.status as previous_status from messages m join input i on i.id = m.id for update of m),
     taken as (
       select i.id from input i
         join messages self on self.id = i.id
@@ -375,11 +379,16 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
         ambiguous_attempt = case when i.status = 'sent' then false else m.ambiguous_attempt or i.ambiguous end,
         ambiguous_windows = case when i."window" is null then m.ambiguous_windows else m.ambiguous_windows || jsonb_build_array(i."window") end,
         updated_at = now()
-      from input i
+      from input i join locked l on l.id = i.id
       where m.id = i.id and m.claim_seq = i.claim_seq
         -- canceled is final: a late record of an older claim leaves it alone
         and m.status <> 'canceled'
-      returning m.id, m.type, m.status, m.attempts),
+      returning m.id, m.type, m.status, m.attempts, l.previous_status, to_jsonb(m.*) as row),
+    -- the API user's status webhooks (message.sent, message.failed), written with the outcome
+    hooks as (${emitWebhooksSql(sql`
+      select upd.row as msg, 'message.' || upd.status as event_type
+        from upd join input i on i.id = upd.id
+       where upd.status = i.status and upd.status in ('sent', 'failed') and upd.previous_status is distinct from upd.status`)}),
     ev as (
       insert into message_events (id, message_id, type, data)
       select (e->>'id')::uuid, i.id, e->>'type', e->'data'
@@ -397,7 +406,7 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
         from input i join upd on upd.id = i.id where i.status = 'failed' and upd.status = 'failed'
       on conflict (message_id) do update set attempts = excluded.attempts, error_class = excluded.error_class,
         error_code = excluded.error_code, error_message = excluded.error_message, dead_lettered_at = now())
-    select id, status from upd`);
+    select id, status, (select webhooks from hooks) as webhooks from upd`);
   for (const row of rows) {
     const o = outcomes.find((x) => x.id === row.id);
     // A status a callback had already moved forward is kept: only real changes are counted.

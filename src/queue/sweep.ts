@@ -15,6 +15,7 @@ import type { Database } from "../db/client";
 import { MESSAGE_TYPES } from "../db/schema";
 import { uuidv7 } from "../ids";
 import { log } from "../log";
+import { emitWebhooksSql, ringWebhookWorker } from "../services/outbound-webhooks";
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
 import { workerName, workerStub } from "./doorbell";
@@ -172,7 +173,7 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
         ambiguous_windows = m.ambiguous_windows || jsonb_build_array(jsonb_build_object('attempt', s.attempts, 'started_at', s.updated_at, 'ended_at', now())),
         next_attempt_at = now(), updated_at = now()
         from stuck s where m.id = s.id
-      returning m.id, m.type, m.status, m.attempts),
+      returning m.id, m.type, m.status, m.attempts, to_jsonb(m.*) as row),
     recovered_events as (
       insert into message_events (id, message_id, type, data)
       select gen_random_uuid(), id, 'status_changed', jsonb_build_object('from', 'sending', 'to', status, 'source', 'worker', 'reason', 'lease_expired')
@@ -191,7 +192,12 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
              error_message = ${`Not sent within MESSAGE_MAX_AGE_SECONDS (${config.MESSAGE_MAX_AGE_SECONDS} s) of its creation`},
              next_attempt_at = null, updated_at = now()
         from too_old t where m.id = t.id
-      returning m.id, m.type, m.attempts, m.error_class),
+      returning m.id, m.type, m.attempts, m.error_class, to_jsonb(m.*) as row),
+    -- the API user's message.failed webhooks of the messages this pass failed
+    hooks as (${emitWebhooksSql(sql`
+      select row as msg, 'message.failed' as event_type from recovered where status = 'failed'
+      union all
+      select row, 'message.failed' from expired`)}),
     expired_events as (
       insert into message_events (id, message_id, type, data)
       select gen_random_uuid(), id, 'status_changed', jsonb_build_object('to', 'failed', 'source', 'sweep', 'reason', 'expired') from expired
@@ -225,7 +231,9 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
     union all
     select 'expired', id, type, 'failed' from expired
     union all
-    select 'reenqueued', id, type, status from reenqueued`);
+    select 'reenqueued', id, type, status from reenqueued
+    union all
+    select 'webhooks', null, null, webhooks::text from hooks`);
   return {
     recovered: rows.filter((r) => r.kind === "recovered").map((r) => ({ id: r.id as string, type: r.type as Channel, status: r.status as string })),
     expired: rows.filter((r) => r.kind === "expired").map((r) => ({ id: r.id as string, type: r.type as Channel })),
@@ -253,6 +261,9 @@ export async function runSweep(env: Env, config: Config, redis: Redis, db: Datab
     }
   }
   const { recovered, expired, reenqueued } = found;
+  // The status webhooks' worker keeps its own alarm; this wakes it after activity (and at the
+  // safety cadence) in case a doorbell was lost, without touching Postgres while all is idle.
+  if (databaseReason) await ringWebhookWorker(env);
   await enqueueMany(redis, reenqueued);
   // Ring every shard of a type that has something to do; a doorbell costs no Redis command.
   const busy = new Set<Channel>([...types.filter((t) => t.moved + t.claimed > 0 || t.lag !== 0).map((t) => t.type), ...reenqueued.map((m) => m.type)]);

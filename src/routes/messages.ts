@@ -9,6 +9,8 @@ import type { Message as MessageRepresentation } from "../services/representatio
 import { deliverAgain, type Delivery } from "../services/delivery";
 import { acceptSend, type SendSource } from "../services/send";
 import { cancelMessage, notCancelable, onMessageCanceled } from "../services/cancel";
+import { ringWebhookWorker } from "../services/outbound-webhooks";
+import { runAfterResponse } from "../http/context";
 import { defineRoute, type ErrorDoc } from "../openapi";
 import {
   EventListQuery,
@@ -230,6 +232,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(StatusRoute, async (c) => {
     const { status, metadata } = c.req.valid("json");
     const message = await changeStatus(c.get("deps"), c.req.valid("param").message_id, status, metadata);
+    runAfterResponse(c, ringWebhookWorker(c.env));
     // A message moved to retry is due now: back on its stream, so that the worker sees it.
     if (message.status === "retry") return c.json(await deliverAgain(delivery(c), message, null), 200);
     return c.json(message, 200);

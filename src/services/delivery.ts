@@ -18,6 +18,7 @@ import { claim, processClaimed } from "../queue/processing";
 import { enqueue, requeue, scheduleFollowUps } from "../queue/streams";
 import type { Channel } from "../validation/address";
 import { getMessage } from "./messages";
+import { ringWebhookWorker } from "./outbound-webhooks";
 import type { Message } from "./representation";
 
 export interface Delivery {
@@ -85,6 +86,8 @@ export async function processInline(d: Delivery, messageId: string): Promise<Mes
     // The provider call gets what the request's deadline leaves after recording the outcome.
     const budget = Math.max(100, Math.min(d.config.PROVIDER_TIMEOUT_MS, left(d) - 1000));
     const result = await processClaimed({ ...d.config, PROVIDER_TIMEOUT_MS: budget }, db, claimed);
+    // message.sent / message.failed may have been written with the outcome
+    d.waitUntil(ringWebhookWorker(d.env));
     if (result.retries.length > 0 || result.deadLetters.length > 0) {
       try {
         await scheduleFollowUps(d.deps.redis(), result.retries, result.deadLetters);

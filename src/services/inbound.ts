@@ -11,6 +11,7 @@ import { smsSegments } from "../validation/segments";
 import type { InboundInput } from "../webhooks/parsers";
 import { directKey } from "./conversation-keys";
 import { recordMessage } from "./metrics";
+import { emitWebhooksSql } from "./outbound-webhooks";
 import type { Row } from "./representation";
 
 /** Dedupe keys are namespaced by kind: a test payload's id must not collide with an event id of another kind. */
@@ -96,12 +97,14 @@ export async function receiveInbound(deps: Deps, input: InboundInput): Promise<I
         select ${id}, conv.id, ${input.provider}, ${input.providerMessageId}, 'inbound', 'delivered', ${input.type}, ${input.from}, ${input.to},
                ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}, now()
           from conv
-        returning id, conversation_id, from_address, to_address),
+        returning id, conversation_id, from_address, to_address, to_jsonb(messages.*) as row),
       ev as (
         insert into message_events (id, message_id, type, data)
-        select e.id, msg.id, e.type, e.data from msg, (values ${sql.join(events, sql`, `)}) as e(id, type, data))
+        select e.id, msg.id, e.type, e.data from msg, (values ${sql.join(events, sql`, `)}) as e(id, type, data)),
+      -- the API user's message.received webhooks, written with the message
+      hooks as (${emitWebhooksSql(sql`select row as msg, 'message.received' as event_type from msg`)})
       ${optOutCte(input)}
-      select id, conversation_id from msg`);
+      select id, conversation_id, (select webhooks from hooks) as webhooks from msg`);
   } catch (error) {
     // The provider message id is already stored under another dedupe key (e.g. an outbound
     // message with that id): the statement rolled back whole, so this is a duplicate, not a 500.

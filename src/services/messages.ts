@@ -7,6 +7,7 @@ import { retryMember } from "../queue/keys";
 import type { Page } from "../validation/common";
 import { METADATA_MAX_BYTES, utf8Length } from "../validation/common";
 import { canMove, type MessageStatus } from "./status";
+import { emitWebhooksSql, eventForStatus } from "./outbound-webhooks";
 import { toEvent, toMessage, type Message, type Row } from "./representation";
 
 export const messageNotFound = () => notFound("Message not found");
@@ -121,6 +122,9 @@ export async function changeStatus(deps: Deps, id: string, to: MessageStatus, me
     if (changed) {
       await tx.execute(sql`insert into message_events (id, message_id, type, data)
         values (${uuidv7()}, ${id}, 'status_changed', ${JSON.stringify({ from, to, source: "api" })}::jsonb)`);
+      // the API user's status webhook, in the change's transaction
+      const event = row.direction === "outbound" ? eventForStatus(to) : null;
+      if (event) await tx.execute(emitWebhooksSql(sql`select to_jsonb(m.*) as msg, ${event}::text as event_type from messages m where m.id = ${id}`));
     }
     return toMessage(updated.rows[0] as Row);
   });

@@ -21,6 +21,7 @@ import { errorFields, log } from "../log";
 import { providerUnavailable } from "../providers";
 import type { Channel } from "../validation/address";
 import { SEND_AT_MAX_DAYS, type SendInput } from "../validation/messages";
+import { webhookUrlProblem } from "../validation/webhook-url";
 import { smsSegments } from "../validation/segments";
 import { directKey } from "./conversation-keys";
 import { getMessage } from "./messages";
@@ -115,10 +116,10 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
     with ${conversationCte(input)},
     msg as (
       insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments,
-                            send_at, next_attempt_at)
+                            send_at, next_attempt_at, status_callback)
       select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', ${sendAt ? "scheduled" : "pending"}, ${input.type}, ${input.from}, ${input.to},
              ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments},
-             ${sendAt}::timestamptz, ${sendAt}::timestamptz
+             ${sendAt}::timestamptz, ${sendAt}::timestamptz, ${input.statusCallback ?? null}
         from conv
       returning *),
     ev as (
@@ -156,6 +157,7 @@ export async function acceptSend(deps: Deps, config: Config, input: SendInput, o
       missing: unavailable.missing,
     });
   }
+  if (input.statusCallback) checkStatusCallback(config, input.statusCallback);
   if (sendsInFlight >= config.MAX_SENDS_IN_FLIGHT) {
     throw new AppError(503, "overloaded", "The service is at capacity; nothing was stored. Retry shortly.", null, { "Retry-After": "1" });
   }
@@ -181,6 +183,15 @@ export function sendAtIssue(sendAt: number | null | undefined, now = Date.now())
   if (sendAt <= now) return "send_at must be in the future";
   if (sendAt > now + SEND_AT_MAX_DAYS * 86_400_000) return `send_at must be at most ${SEND_AT_MAX_DAYS} days ahead`;
   return null;
+}
+
+/** A status_callback must be a URL the service may post to, and there must be a secret to sign with. */
+function checkStatusCallback(config: Config, url: string) {
+  const problem = webhookUrlProblem(config, url);
+  if (problem) throw validationError([{ path: "body.status_callback", message: `status_callback: ${problem}` }]);
+  if (!config.WEBHOOK_SIGNING_SECRET) {
+    throw validationError([{ path: "body.status_callback", message: "status_callback is not available: the service has no WEBHOOK_SIGNING_SECRET" }]);
+  }
 }
 
 async function store(deps: Deps, input: SendInput, options: SendOptions, tries = 2): Promise<Accepted> {

@@ -23,6 +23,7 @@ import {
   utf8Length,
   uuidValue,
 } from "./common";
+import { WEBHOOK_URL_MAX_LENGTH } from "./webhook-url";
 
 const SMS_BODY_MAX_CHARS = 1600;
 const EMAIL_BODY_MAX_BYTES = 102_400;
@@ -44,13 +45,15 @@ export interface SendInput extends MessageContent {
   conversationType: "direct" | "thread";
   /** epoch ms of a scheduled send; null sends now. Its window is checked by the send service. */
   sendAt?: number | null;
+  /** status webhooks for this message (see STATUS_CALLBACK below) */
+  statusCallback?: string | null;
 }
 
 /** How far ahead a send may be scheduled. */
 export const SEND_AT_MAX_DAYS = 35;
 
 export const OBJECT_BODY = "Request body must be a JSON object";
-const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type", "send_at"] as const;
+const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type", "send_at", "status_callback"] as const;
 
 /** "Field required" when the key is absent, else the field's own message. */
 const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
@@ -148,12 +151,36 @@ const SendAt = rfc3339("send_at").openapi({
     "The message is stored `scheduled` and sent at that time; until then it can be canceled (POST /api/v1/messages/{message_id}/cancel).",
   example: "2025-01-15T10:30:00Z",
 });
+// ---------------------------------------------------------------------------------------------
+// status_callback (status webhooks): this message's events are also POSTed to this URL, signed
+// with WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. The schema checks the
+// form; the send service checks the destination (https to a public host outside development).
+
+const STATUS_CALLBACK_MESSAGE = "status_callback must be an absolute http(s) URL";
+const STATUS_CALLBACK = {
+  status_callback: z
+    .string({ error: STATUS_CALLBACK_MESSAGE })
+    .max(WEBHOOK_URL_MAX_LENGTH, `status_callback must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`)
+    .refine((v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol), STATUS_CALLBACK_MESSAGE)
+    .nullish()
+    .openapi({
+      format: "uri",
+      description:
+        "Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, " +
+        "message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. " +
+        "Outside development: https to a public host name.",
+      example: "https://example.com/hooks/message-status",
+    }),
+};
+
+// ---------------------------------------------------------------------------------------------
 
 const shared = {
   metadata: Metadata.nullish(),
   parent_id: ParentId.nullish(),
   conversation_type: ConversationType.nullish(),
   send_at: SendAt.nullish(),
+  ...STATUS_CALLBACK,
 };
 
 function typedFields(channel: Channel, region: Region) {
@@ -176,6 +203,7 @@ interface ParsedSend {
   parent_id?: string | null;
   conversation_type?: "direct" | "thread" | null;
   send_at?: number | null;
+  status_callback?: string | null;
 }
 
 function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<string, unknown> = {}): SendInput {
@@ -189,6 +217,7 @@ function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<str
     parentId: value.parent_id ?? null,
     conversationType: value.conversation_type ?? "direct",
     sendAt: value.send_at ?? null,
+    statusCallback: value.status_callback ?? null,
   };
 }
 

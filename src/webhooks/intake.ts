@@ -10,6 +10,7 @@ import { errorFields, log } from "../log";
 import { nudgeProvider } from "../queue/doorbell";
 import { PROVIDER_TYPES } from "../services/circuits";
 import { recordWebhook } from "../services/metrics";
+import { ringWebhookWorker } from "../services/outbound-webhooks";
 import { receiveInbound, type InboundResult } from "../services/inbound";
 import { applySendgridEvents, applyTwilioStatus, type CallbackResult, type EventsResult } from "../services/status-reports";
 import { recordDelivery } from "../services/webhook-deliveries";
@@ -66,6 +67,8 @@ async function accounted(c: AppContext, provider: WebhookProvider, run: (progres
         log("warn", "provider_nudge_failed", { provider, ...errorFields(error) }),
       ),
     );
+    // Status changes and inbound messages may have written status webhooks: their worker delivers them.
+    if (!isDuplicate(result)) runAfterResponse(c, ringWebhookWorker(c.env));
     return result;
   } catch (error) {
     const status = statusOf(error);
