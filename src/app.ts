@@ -20,6 +20,7 @@ import { registerConversationRoutes } from "./routes/conversations";
 import { registerLegacyRoutes } from "./routes/legacy";
 import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
+import { registerSuppressionRoutes } from "./routes/suppressions";
 import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
 import { rejectInvalid } from "./validation/common";
@@ -152,6 +153,7 @@ export function createApp() {
   registerConversationRoutes(app);
   registerLegacyRoutes(app);
   registerQueueRoutes(app);
+  registerSuppressionRoutes(app);
   registerWebhookRoutes(app);
   registerOpenApi(app);
 

@@ -105,9 +105,9 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
   return sql`
     with ${conversationCte(input)},
     msg as (
-      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments)
+      insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments, email)
       select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', 'pending', ${input.type}, ${input.from}, ${input.to},
-             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}
+             ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}, ${input.email ? json(input.email) : null}
         from conv
       returning *),
     ev as (
