@@ -39,6 +39,8 @@ export default defineConfig({
           // A paused provider is probed within seconds: first after 0.2 s, doubling up to 2 s.
           CIRCUIT_PROBE_MIN_MS: "200",
           CIRCUIT_PROBE_MAX_MS: "2000",
+          // A failed inbound media fetch is tried again after 0.2 s (doubling), not 10 s.
+          MEDIA_FETCH_RETRY_DELAY: "0.2",
         },
       },
     })),

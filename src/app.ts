@@ -21,6 +21,7 @@ import { registerLegacyRoutes } from "./routes/legacy";
 import { registerWebhookRoutes } from "./routes/webhooks";
 import { registerQueueRoutes } from "./routes/queue";
 import { registerSuppressionRoutes } from "./routes/suppressions";
+import { registerAttachmentRoutes } from "./routes/attachments";
 import { registerOpenApi } from "./openapi";
 import { flushSamples, recordRequest } from "./services/metrics";
 import { rejectInvalid } from "./validation/common";
@@ -154,6 +155,7 @@ export function createApp() {
   registerLegacyRoutes(app);
   registerQueueRoutes(app);
   registerSuppressionRoutes(app);
+  registerAttachmentRoutes(app);
   registerWebhookRoutes(app);
   registerOpenApi(app);
 
