@@ -74,6 +74,8 @@ async function readCapped(res: Response, max: number): Promise<Uint8Array | "too
  * try; a refusal (4xx) or an item over MEDIA_MAX_BYTES is not.
  */
 export async function copyMedia(config: Config, bucket: R2Bucket, messageId: string, item: MediaItem): Promise<FetchOutcome> {
+  // A provider URL that is not http(s) can never be fetched: failed for good, not retried.
+  if (!URL.canParse(item.url) || !["http:", "https:"].includes(new URL(item.url).protocol)) return { outcome: "failed", error: "not an http(s) URL" };
   const authorization = twilioAuthorization(config, item.url);
   let res: Response;
   try {
