@@ -74,7 +74,8 @@ export const EmailFrom = z
   .transform((value, ctx) => {
     const parsed = parseNamedAddress(value);
     if (parsed) return parsed;
-    ctx.issues.push({ code: "custom", message: "Sender must be a valid email address, optionally with a display name: Ann Example <ann@example.com>", input: value });
+    // The contract's wording stays exact; the display-name form is documented on the field.
+    ctx.issues.push({ code: "custom", message: "Sender must be a valid email address", input: value });
     return z.NEVER;
   })
   .openapi({
