@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { call, jsonRequest } from "./helpers/http";
 import { getJson, send, SMS, freshPair } from "./helpers/fixtures";
-import { received, sentMails, uniqueEmail } from "./helpers/sandbox";
+import { received, SANDBOX_CREDENTIALS, sandboxUrl, sentMails, uniqueEmail } from "./helpers/sandbox";
 import { drainAll, messageStatus, settle, waitFor } from "./helpers/worker";
 import { eventsOf, postJson } from "./helpers/webhooks";
 
@@ -67,6 +67,24 @@ describe("email fields", () => {
     await drainAll("email");
     const [oldMail] = await waitFor(() => sentMails(legacy), (m) => m.length === 1);
     expect(oldMail!.request).toMatchObject({ subject: "New message", content: [{ type: "text/html", value: "<p>Hi</p>" }] });
+  });
+
+  it("the sandbox refuses what SendGrid refuses: html before text, no subject, an address in both to and cc", async () => {
+    const mailSend = async (mail: Record<string, unknown>) => {
+      const res = await fetch(`${sandboxUrl()}/v3/mail/send`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${SANDBOX_CREDENTIALS.sendgridApiKey}`, "content-type": "application/json" },
+        body: JSON.stringify(mail),
+      });
+      return { status: res.status, fields: res.status === 202 ? [] : ((await res.json()) as any).errors.map((e: any) => e.field) };
+    };
+    const to = uniqueEmail();
+    const good = { personalizations: [{ to: [{ email: to }], cc: [{ email: uniqueEmail() }] }], from: { email: "a@example.com", name: "A" }, subject: "s", content: [{ type: "text/plain", value: "t" }, { type: "text/html", value: "<p>h</p>" }] };
+    expect(await mailSend(good)).toEqual({ status: 202, fields: [] });
+    expect(await mailSend({ ...good, content: [...good.content].reverse() })).toEqual({ status: 400, fields: ["content"] });
+    const { subject: _omit, ...noSubject } = good;
+    expect(await mailSend(noSubject)).toEqual({ status: 400, fields: ["subject"] });
+    expect(await mailSend({ ...good, personalizations: [{ to: [{ email: to }], cc: [{ email: to.toUpperCase() }] }] })).toEqual({ status: 400, fields: ["personalizations.0"] });
   });
 
   it("SMS messages show the email fields empty", async () => {
