@@ -52,6 +52,8 @@ export default defineConfig({
           WEBHOOK_SIGNING_SECRET: "whsec_dGVzdC1zaWduaW5nLXNlY3JldC1mb3Itc3RhdHVzLWNhbGxiYWNrcw==",
           WEBHOOK_TIMEOUT_MS: "2000",
           WEBHOOK_RETRY_SCHEDULE: "0.5,1,2",
+          // A failed inbound media fetch is tried again after 0.2 s (doubling), not 10 s.
+          MEDIA_FETCH_RETRY_DELAY: "0.2",
         },
       },
     })),

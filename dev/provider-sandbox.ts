@@ -30,8 +30,12 @@
 //   POST /__receiver/<name>                  a customer's status webhook receiver (dev/sandbox/receiver.ts):
 //        records the delivery and answers as programmed with POST /__sandbox/receiver
 //        {"name", "answers": ["500", "200", "hang", "slow:3000"]}; GET /__sandbox/receiver?name= lists them
-//   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S]   a file to use as an attachment or media URL:
-//        N deterministic bytes (byte i = i % 256) of content type T, or answer status S
+//   GET  /__sandbox/files/<name>?bytes=N&type=T[&status=S][&fail=K[&failstatus=F]][&auth=twilio]
+//        a file to use as an attachment or media URL: N deterministic bytes (byte i = i % 256) of
+//        content type T, or answer status S. fail=K: the first K requests for this exact URL answer
+//        F (default 500), later ones the file (a media fetch that fails, then succeeds).
+//        auth=twilio: like Twilio's media URLs, only with HTTP Basic auth of the account (SID and
+//        auth token) or an API key (SID and secret); else 401.
 //
 // `npx tsx dev/provider-sandbox.ts` runs it alone (PROVIDER_SANDBOX_PORT, default 8077).
 import http from "node:http";
@@ -313,7 +317,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
       case "GET /__sandbox/info":
         return sendJson(res, 200, info());
       default:
-        if (req.method === "GET" && url.pathname.startsWith("/__sandbox/files/")) return file(res, url);
+        if (req.method === "GET" && url.pathname.startsWith("/__sandbox/files/")) return file(req, res, url);
         return sendJson(res, 404, { error: `no sandbox route ${route}` });
     }
   }
@@ -359,7 +363,29 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
   }
 
   /** Deterministic attachment content, so a test can predict the exact base64 a client sends. */
-  function file(res: http.ServerResponse, url: URL): void {
+  /** Requests per file URL, for fail=K. */
+  const fileHits = new Map<string, number>();
+
+  function twilioBasicAuth(header: string | undefined): boolean {
+    const match = /^Basic (.+)$/.exec(header ?? "");
+    if (!match) return false;
+    const decoded = Buffer.from(match[1]!, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    const [user, secret] = [decoded.slice(0, colon), decoded.slice(colon + 1)];
+    const creds = twilio.credentials;
+    return (user === creds.accountSid && secret === creds.authToken) || (creds.apiKeys?.[user] !== undefined && creds.apiKeys[user] === secret);
+  }
+
+  function file(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    if (url.searchParams.get("auth") === "twilio" && !twilioBasicAuth(req.headers.authorization)) {
+      return sendJson(res, 401, { code: 20003, message: "Authenticate", status: 401 });
+    }
+    const hits = (fileHits.get(url.href) ?? 0) + 1;
+    fileHits.set(url.href, hits);
+    if (hits <= Number(url.searchParams.get("fail") ?? 0)) {
+      const failStatus = Number(url.searchParams.get("failstatus") ?? 500);
+      return sendJson(res, failStatus, { error: `HTTP ${failStatus} (failure ${hits})` });
+    }
     const status = Number(url.searchParams.get("status") ?? 200);
     if (status !== 200) return sendJson(res, status, { error: `HTTP ${status}` });
     const size = Math.min(64 * 1024 * 1024, Math.max(0, Number(url.searchParams.get("bytes") ?? 16) || 0));

@@ -24,6 +24,8 @@ import { registerInsightRoutes } from "./routes/insights";
 import { registerWebhookEndpointRoutes } from "./routes/webhook-endpoints";
 import { registerOpenApi, SCOPE_EXTENSION } from "./openapi";
 import type { Scope } from "./http/scopes";
+import { registerSuppressionRoutes } from "./routes/suppressions";
+import { registerAttachmentRoutes } from "./routes/attachments";
 import { flushSamples, recordRequest } from "./services/metrics";
 import { rejectInvalid } from "./validation/common";
 
@@ -158,6 +160,8 @@ export function createApp() {
   registerLegacyRoutes(app);
   registerQueueRoutes(app);
   registerInsightRoutes(app);
+  registerSuppressionRoutes(app);
+  registerAttachmentRoutes(app);
   registerWebhookRoutes(app);
   registerWebhookEndpointRoutes(app);
   registerOpenApi(app);

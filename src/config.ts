@@ -174,6 +174,12 @@ export const ConfigSchema = z.object({
   ),
   /** an endpoint whose attempts have failed without a single success for this long is disabled */
   WEBHOOK_DISABLE_AFTER_SECONDS: num(5 * 86400, { min: 60, max: 90 * 86400, int: true }),
+  /** inbound media (email attachments, MMS media) copied into R2: the cap per item; a larger one is not kept (recorded on the timeline) */
+  MEDIA_MAX_BYTES: num(10 * 1024 * 1024, { min: 1024, max: 30 * 1024 * 1024, int: true }),
+  /** fetches of one MMS's media before it is given up (each failure is on the message's timeline) */
+  MEDIA_FETCH_MAX_ATTEMPTS: num(8, { min: 1, max: 50, int: true }),
+  /** the first wait (seconds) before a failed media fetch is tried again; doubles up to an hour */
+  MEDIA_FETCH_RETRY_DELAY: num(10, { min: 0.01, max: 3600 }),
   SIMULATOR_LATENCY_MS: num(0, { min: 0, max: 60000, int: true }),
   SIMULATOR_FAILURE_RATE: num(0, { min: 0, max: 1 }),
   SIMULATOR_429_RATE: num(0, { min: 0, max: 1 }),

@@ -10,6 +10,7 @@ import { runSweep, type SweepOptions } from "./queue/sweep";
 export { QueueWorker } from "./objects/queue-worker";
 export { MetricsStore } from "./objects/metrics-store";
 export { WebhookWorker } from "./objects/webhook-worker";
+export { MediaFetcher } from "./objects/media-fetcher";
 
 const app = createApp();
 

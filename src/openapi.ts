@@ -189,6 +189,7 @@ const TAGS = [
   { name: "messages", description: "Send SMS, MMS and email; read messages and their timelines; move a status forward; retry." },
   { name: "conversations", description: "Conversations group the messages of a pair of participants (direct) or of a thread." },
   { name: "queue", description: "Queue statistics, dead letters and redrive." },
+  { name: "suppressions", description: "Recipients a send must not reach: SMS opt-outs (STOP) and email bounces, drops, spam reports and unsubscribes." },
   { name: "webhooks", description: "Provider callbacks: inbound messages and delivery status from Twilio and SendGrid, signed by the provider." },
   {
     name: "webhook-endpoints",

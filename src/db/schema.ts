@@ -26,6 +26,8 @@ export const EVENT_TYPES = [
   "scheduled",
   "canceled",
   "webhook_attempt",
+  /** an inbound media item copied into R2, or a try that failed (issue 15 §4) */
+  "media_fetch",
 ] as const;
 
 const inList = (column: string, values: readonly string[]) =>
@@ -104,6 +106,8 @@ export const messages = pgTable(
      * reconcile attributes a provider message to this one only if it was created inside one of them.
      */
     ambiguousWindows: jsonb("ambiguous_windows").notNull().default([]),
+    /** email only: {subject, html, from_name, reply_to, cc, bcc} (src/validation/email.ts); null for SMS/MMS */
+    email: jsonb("email"),
     readAt: ts("read_at"),
     sentAt: ts("sent_at"),
     deliveredAt: ts("delivered_at"),
@@ -231,7 +235,28 @@ export const optOuts = pgTable(
     messageId: uuid("message_id"),
     createdAt: ts("created_at").notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.sender, t.recipient] })],
+  (t) => [primaryKey({ columns: [t.sender, t.recipient] }), index("opt_outs_recipient_idx").on(t.recipient)],
+);
+
+export const SUPPRESSION_REASONS = ["bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"] as const;
+
+/**
+ * Email suppressions (issue 15 §3): SendGrid reported the address as bouncing, dropped, spam or
+ * unsubscribed. Unlike SMS opt-outs they hold for every sender, as SendGrid's own suppressions do.
+ */
+export const emailSuppressions = pgTable(
+  "email_suppressions",
+  {
+    /** the whole address, lower-cased */
+    address: text("address").primaryKey(),
+    reason: text("reason").notNull(),
+    detail: text("detail"),
+    providerEventId: text("provider_event_id"),
+    /** the message whose event suppressed it, when matched */
+    messageId: uuid("message_id"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("email_suppressions_created_idx").on(sql`${t.createdAt} desc`, t.address), check("email_suppressions_reason_ck", inList("reason", SUPPRESSION_REASONS))],
 );
 
 /**

@@ -19,16 +19,37 @@ export function looksLikeHtml(body: string): boolean {
   return /<[a-z][a-z0-9]*(?:\s[^<>]*)?\/?>|<\/[a-z][a-z0-9]*\s*>|<!doctype html/i.test(body);
 }
 
+const nonEmpty = (value: unknown): string | null => (typeof value === "string" && value.trim() !== "" ? value : null);
+
+/**
+ * The Mail Send body (sendgrid-oai mail_send.json): one personalization with to, cc and bcc and our
+ * id in custom_args; from {email, name}; reply_to; the subject (first class, else metadata.subject
+ * for older clients, else SENDGRID_DEFAULT_SUBJECT); content text/plain then text/html, the order
+ * SendGrid requires.
+ */
 export function mailSendBody(config: Config, message: OutboundMessage, attachments: Attachment[]): Record<string, unknown> {
-  const subject = typeof message.metadata.subject === "string" && message.metadata.subject.trim() !== "" ? message.metadata.subject : config.SENDGRID_DEFAULT_SUBJECT;
+  const email = message.email ?? null;
+  const subject = nonEmpty(email?.subject) ?? nonEmpty(message.metadata.subject) ?? config.SENDGRID_DEFAULT_SUBJECT;
   const body = message.body ?? "";
-  const mail: Record<string, unknown> = {
-    personalizations: [{ to: [{ email: message.to }], custom_args: { message_id: message.id } }],
-    from: { email: message.from },
-    subject,
+  const personalization: Record<string, unknown> = { to: [{ email: message.to }] };
+  if (email && email.cc.length > 0) personalization.cc = email.cc.map((address) => ({ email: address }));
+  if (email && email.bcc.length > 0) personalization.bcc = email.bcc.map((address) => ({ email: address }));
+  personalization.custom_args = { message_id: message.id };
+  let content: { type: string; value: string }[];
+  if (email?.html) {
+    content = body === "" ? [] : [{ type: "text/plain", value: body }];
+    content.push({ type: "text/html", value: email.html });
+  } else {
     // SendGrid refuses an empty content value; a mail of attachments alone gets a single space.
-    content: [{ type: looksLikeHtml(body) ? "text/html" : "text/plain", value: body === "" ? " " : body }],
+    content = [{ type: looksLikeHtml(body) ? "text/html" : "text/plain", value: body === "" ? " " : body }];
+  }
+  const mail: Record<string, unknown> = {
+    personalizations: [personalization],
+    from: email?.from_name ? { email: message.from, name: email.from_name } : { email: message.from },
+    subject,
+    content,
   };
+  if (email?.reply_to) mail.reply_to = { email: email.reply_to };
   if (attachments.length > 0) mail.attachments = attachments;
   return mail;
 }

@@ -42,6 +42,8 @@ export interface OutboundMessage extends MessageContent {
   ambiguousWindows: Window[];
   /** the recipient opted out of messages from this sender (STOP) */
   optedOut: boolean;
+  /** email: a recipient (to, cc or bcc) is on the suppression list, and why */
+  suppressed?: { address: string; reason: string } | null;
 }
 
 export interface SendResult {

@@ -20,6 +20,7 @@ import { recordMessage, recordProviderError } from "../services/metrics";
 import { emitWebhooksSql } from "../services/outbound-webhooks";
 import type { Row } from "../services/representation";
 import type { Channel } from "../validation/address";
+import { emailFieldsOf } from "../validation/email";
 import { backoffSeconds } from "./backoff";
 import type { Evidence } from "./circuit";
 import { attribute } from "./reconcile";
@@ -89,6 +90,8 @@ function toOutbound(row: Row): OutboundMessage {
       endedAt: Date.parse(w.ended_at),
     })),
     optedOut: Boolean(row.opted_out),
+    email: emailFieldsOf(row.email),
+    suppressed: row.suppressed == null ? null : { address: String(row.suppressed), reason: String(row.suppressed_reason) },
   };
 }
 
@@ -119,8 +122,15 @@ export async function claim(db: Database, ids: string[]): Promise<OutboundMessag
       select gen_random_uuid(), id, 'status_changed', jsonb_build_object('from', previous_status, 'to', 'sending', 'source', 'worker')
         from claimed)
     select c.*, (c.type <> 'email' and exists (
-             select 1 from opt_outs o where o.sender = c.from_address and o.recipient = c.to_address)) as opted_out
-      from claimed c`);
+             select 1 from opt_outs o where o.sender = c.from_address and o.recipient = c.to_address)) as opted_out,
+           s.address as suppressed, s.reason as suppressed_reason
+      from claimed c
+      left join lateral (
+        select s.address, s.reason from email_suppressions s
+         where c.type = 'email'
+           and s.address = any(array[lower(c.to_address)]
+                 || array(select lower(r) from jsonb_array_elements_text(coalesce(c.email->'cc', '[]'::jsonb) || coalesce(c.email->'bcc', '[]'::jsonb)) r))
+         limit 1) s on true`);
   for (const row of rows) recordMessage({ direction: "outbound", type: row.type as Channel, provider: String(row.provider), status: "sending" });
   return rows.map(toOutbound);
 }
@@ -205,6 +215,11 @@ async function call(config: Config, db: Database, message: OutboundMessage, budg
     }
     // The recipient texted STOP to this sender: Twilio would refuse it too (21610); do not call it.
     if (message.optedOut) throw new ProviderError("permanent", "21610", "Attempt to send to unsubscribed recipient", { notSent: true });
+    // SendGrid reported a recipient as bouncing, spam-reporting or unsubscribed: sending again would
+    // hurt the sender's reputation, so it fails at once and for good (DELETE /api/v1/suppressions lifts it).
+    if (message.suppressed) {
+      throw new ProviderError("permanent", "recipient_suppressed", `${message.suppressed.address} is suppressed (${message.suppressed.reason})`, { notSent: true });
+    }
     // An earlier attempt may have reached the provider: ask before sending again, where it can be asked.
     if (message.ambiguousAttempt && ambiguousPolicy(config) === "reconcile" && provider.listCandidates) {
       const found = await attribute(db, config, message, await provider.listCandidates(message, message.ambiguousWindows));

@@ -35,6 +35,12 @@ export const MESSAGE_EXAMPLE = {
   attempts: 0,
   error: null,
   segments: 1,
+  subject: null,
+  html: null,
+  from_name: null,
+  reply_to: null,
+  cc: [],
+  bcc: [],
 } as const;
 
 export const Message = z
@@ -65,6 +71,13 @@ export const Message = z
       .nullable()
       .openapi({ description: "The last provider error, while the message is retry, failed or undelivered." }),
     segments: Count.nullable().openapi({ description: "SMS segments of the body; null for MMS and email." }),
+    // Email only (null and [] for SMS/MMS): see SendEmailRequest.
+    subject: z.string().nullable().openapi({ description: "Email: the subject (`metadata.subject` for messages sent without one)." }),
+    html: z.string().nullable().openapi({ description: "Email: the HTML part; `body` is then the plain-text part." }),
+    from_name: z.string().nullable().openapi({ description: "Email: the sender's display name; `from` is the address." }),
+    reply_to: z.string().nullable(),
+    cc: z.array(z.string()),
+    bcc: z.array(z.string()),
   })
   .openapi("Message", { example: MESSAGE_EXAMPLE });
 

@@ -65,8 +65,7 @@ export interface InboundResult {
  * (never a thread; counters and unread bumped, reopened), insert it `delivered`, record `created`
  * and `received`, and apply an opt-out keyword. A taken key leaves every CTE empty.
  */
-export async function receiveInbound(deps: Deps, input: InboundInput): Promise<InboundResult> {
-  const id = uuidv7();
+export async function receiveInbound(deps: Deps, input: InboundInput, id: string = uuidv7()): Promise<InboundResult> {
   const key = dedupeKey("inbound_message", input.providerMessageId);
   const events = [
     sql`(${uuidv7()}::uuid, 'created', ${json({ source: "webhook" })})`,
@@ -93,9 +92,9 @@ export async function receiveInbound(deps: Deps, input: InboundInput): Promise<I
         returning id),
       msg as (
         insert into messages (id, conversation_id, provider, provider_message_id, direction, status, type, from_address, to_address,
-                              body, attachments, metadata, segments, delivered_at)
+                              body, attachments, metadata, segments, delivered_at, email)
         select ${id}, conv.id, ${input.provider}, ${input.providerMessageId}, 'inbound', 'delivered', ${input.type}, ${input.from}, ${input.to},
-               ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}, now()
+               ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments}, now(), ${input.email ? json(input.email) : null}
           from conv
         returning id, conversation_id, from_address, to_address, to_jsonb(messages.*) as row),
       ev as (

@@ -1,4 +1,6 @@
 // Rows (snake_case, as Postgres returns them) to the contract's JSON shapes (§2.1, §2.3, §2.4).
+import { EMPTY_EMAIL, emailFieldsOf } from "../validation/email";
+
 export type Row = Record<string, unknown>;
 
 export function iso(value: unknown): string | null {
@@ -32,7 +34,19 @@ export function toMessage(row: Row) {
     attempts: Number(row.attempts ?? 0),
     error: hasError ? { code: String(row.error_code), message: String(row.error_message ?? "") } : null,
     segments: row.segments === null || row.segments === undefined ? null : Number(row.segments),
+    ...emailView(row),
   };
+}
+
+/**
+ * The email fields (issue 15 §3), on every message so that the shape does not depend on the type:
+ * null and [] for SMS/MMS. `subject` falls back to metadata.subject, which older clients set.
+ */
+function emailView(row: Row) {
+  const email = row.type === "email" ? (emailFieldsOf(row.email) ?? EMPTY_EMAIL) : EMPTY_EMAIL;
+  const metadataSubject = (row.metadata as Record<string, unknown> | null)?.subject;
+  const subject = row.type === "email" ? (email.subject ?? (typeof metadataSubject === "string" ? metadataSubject : null)) : null;
+  return { subject, html: email.html, from_name: email.from_name, reply_to: email.reply_to, cc: email.cc, bcc: email.bcc };
 }
 
 export type Message = ReturnType<typeof toMessage>;

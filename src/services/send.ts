@@ -116,10 +116,10 @@ function storeStatement(id: string, input: SendInput, options: SendOptions): SQL
     with ${conversationCte(input)},
     msg as (
       insert into messages (id, conversation_id, parent_id, provider, direction, status, type, from_address, to_address, body, attachments, metadata, segments,
-                            send_at, next_attempt_at, status_callback)
+                            send_at, next_attempt_at, status_callback, email)
       select ${id}, conv.id, ${input.parentId}, ${provider}, 'outbound', ${sendAt ? "scheduled" : "pending"}, ${input.type}, ${input.from}, ${input.to},
              ${input.body}, ${textArray(input.attachments)}, ${json(input.metadata)}, ${segments},
-             ${sendAt}::timestamptz, ${sendAt}::timestamptz, ${input.statusCallback ?? null}
+             ${sendAt}::timestamptz, ${sendAt}::timestamptz, ${input.statusCallback ?? null}, ${input.email ? json(input.email) : null}
         from conv
       returning *),
     ev as (

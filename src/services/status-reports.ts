@@ -11,6 +11,7 @@ import type { TwilioStatusInput, WebhookProvider } from "../webhooks/parsers";
 import { dedupeKey } from "./inbound";
 import { recordMessage } from "./metrics";
 import { ALLOWED_MOVES, type MessageStatus } from "./status";
+import { suppressFromEvents } from "./suppressions";
 
 type Reason = "out_of_order" | "no_status_change" | "unknown_status";
 
@@ -200,6 +201,9 @@ function sendgridReport(element: unknown): StatusReport | "skipped" | "unmatched
 /** A whole batch in one statement: after a 5xx, SendGrid's retry finds the events already done deduped on `sg_event_id`. */
 export async function applySendgridEvents(deps: Deps, elements: unknown[]): Promise<EventsResult> {
   const result: EventsResult = { status: "success", kind: "events", received: elements.length, applied: 0, duplicates: 0, unmatched: 0, skipped: 0 };
+  // Bounces, drops, spam reports and unsubscribes suppress the address (issue 15 §3), whether or
+  // not the event matches a message of ours: SendGrid suppresses it for the whole account.
+  await suppressFromEvents(deps, elements);
   const reports: StatusReport[] = [];
   for (const element of elements) {
     const report = sendgridReport(element);

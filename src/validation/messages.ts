@@ -24,6 +24,7 @@ import {
   uuidValue,
 } from "./common";
 import { WEBHOOK_URL_MAX_LENGTH } from "./webhook-url";
+import { Bcc, Cc, EmailFrom, type EmailFields, Html, recipientRules, ReplyTo, Subject } from "./email";
 
 const SMS_BODY_MAX_CHARS = 1600;
 const EMAIL_BODY_MAX_BYTES = 102_400;
@@ -38,6 +39,8 @@ export interface MessageContent {
   body: string | null;
   attachments: string[];
   metadata: Record<string, unknown>;
+  /** email only (src/validation/email.ts); absent or null for SMS/MMS */
+  email?: EmailFields | null;
 }
 
 export interface SendInput extends MessageContent {
@@ -53,7 +56,7 @@ export interface SendInput extends MessageContent {
 export const SEND_AT_MAX_DAYS = 35;
 
 export const OBJECT_BODY = "Request body must be a JSON object";
-const SEND_FIELDS = ["type", "to", "from", "body", "attachments", "metadata", "parent_id", "conversation_type", "send_at", "status_callback"] as const;
+const SEND_FIELDS = ["type", "to", "from", "subject", "body", "html", "reply_to", "cc", "bcc", "attachments", "metadata", "parent_id", "conversation_type", "send_at", "status_callback"] as const;
 
 /** "Field required" when the key is absent, else the field's own message. */
 const requiredOr = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? "Field required" : message);
@@ -92,7 +95,7 @@ const BODIES = {
     example: "Hello",
   }),
   email: Text.refine((text) => utf8Length(text) <= EMAIL_BODY_MAX_BYTES, `Body must be at most ${EMAIL_BODY_MAX_BYTES} bytes for email`).openapi({
-    description: `HTML or text, at most ${EMAIL_BODY_MAX_BYTES} bytes in UTF-8.`,
+    description: `At most ${EMAIL_BODY_MAX_BYTES} bytes in UTF-8. With \`html\`, the plain-text part; without it, HTML or text (a body with an HTML tag goes as text/html).`,
     example: "<p>Hello</p>",
   }),
 };
@@ -131,7 +134,9 @@ const ConversationType = oneOf("conversation_type", ["direct", "thread"]).openap
 /** A body must say something: body text or attachments (an attachments value of another type has its own issue). */
 function requireContent(value: unknown, ctx: z.RefinementCtx) {
   if (!isPlainObject(value)) return;
-  const { body, attachments } = value;
+  const { body, attachments, html } = value;
+  // An email's HTML part says something too.
+  if (value.type === "email" && typeof html === "string" && html !== "") return;
   const bodyChecked = typeof body === "string" || body === null || body === undefined;
   const attachmentsChecked = attachments === null || attachments === undefined || Array.isArray(attachments);
   const attachmentCount = Array.isArray(attachments) ? attachments.length : 0;
@@ -196,7 +201,13 @@ function typedFields(channel: Channel, region: Region) {
 
 interface ParsedSend {
   to: string;
-  from: string;
+  /** an email's sender arrives parsed into its address and display name */
+  from: string | { name: string | null; address: string };
+  subject?: string | null;
+  html?: string | null;
+  reply_to?: string | null;
+  cc?: string[] | null;
+  bcc?: string[] | null;
   body?: string | null;
   attachments?: string[] | null;
   metadata?: Record<string, unknown> | null;
@@ -206,10 +217,25 @@ interface ParsedSend {
   status_callback?: string | null;
 }
 
+/** The email fields of a v1 send; the legacy route's emails have none of their own (metadata.subject still applies). */
+function emailFields(value: ParsedSend): EmailFields | null {
+  if (typeof value.from === "string") return null;
+  return {
+    subject: value.subject ?? null,
+    html: value.html ?? null,
+    from_name: value.from.name,
+    reply_to: value.reply_to ?? null,
+    cc: value.cc ?? [],
+    bcc: value.bcc ?? [],
+  };
+}
+
 function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<string, unknown> = {}): SendInput {
+  const email = type === "email" ? emailFields(value) : null;
   return {
     type,
-    from: value.from,
+    from: typeof value.from === "string" ? value.from : value.from.address,
+    email,
     to: value.to,
     body: value.body ?? null,
     attachments: value.attachments ?? [],
@@ -224,14 +250,37 @@ function toSendInput(type: Channel, value: ParsedSend, extraMetadata: Record<str
 const EXAMPLES: Record<Channel, Record<string, unknown>> = {
   sms: { type: "sms", from: "+15551234567", to: "+15559876543", body: "Your code is 123456" },
   mms: { type: "mms", from: "+15551234567", to: "+15559876543", body: "Look", attachments: ["https://example.com/image.jpg"] },
-  email: { type: "email", from: "sender@example.com", to: "recipient@example.com", body: "<p>Hello</p>", metadata: { subject: "Welcome" } },
+  email: {
+    type: "email",
+    from: "Ann Example <ann@example.com>",
+    to: "recipient@example.com",
+    subject: "Welcome",
+    body: "Hello",
+    html: "<p>Hello</p>",
+    reply_to: "support@example.com",
+    cc: ["cc@example.com"],
+  },
+};
+
+/** The email-only fields of POST /api/v1/messages/send (src/validation/email.ts). */
+const EMAIL_ONLY = {
+  from: EmailFrom,
+  subject: Subject.nullish(),
+  html: Html.nullish(),
+  reply_to: ReplyTo.nullish(),
+  cc: Cc.nullish(),
+  bcc: Bcc.nullish(),
 };
 
 function sendVariant(channel: Channel, region: Region) {
   const name = { sms: "SendSmsRequest", mms: "SendMmsRequest", email: "SendEmailRequest" }[channel];
+  const fields = { type: z.literal(channel), ...typedFields(channel, region), ...(channel === "email" ? EMAIL_ONLY : {}) };
   return z
-    .object({ type: z.literal(channel), ...typedFields(channel, region) })
-    .superRefine(sendRules, ALWAYS)
+    .object(fields)
+    .superRefine((value, ctx) => {
+      if (channel === "email" && isPlainObject(value)) recipientRules(value, ctx);
+      sendRules(value, ctx);
+    }, ALWAYS)
     .openapi(name, { example: EXAMPLES[channel] });
 }
 
@@ -255,7 +304,7 @@ function sendRequest(region: Region) {
     .superRefine(sendRules, ALWAYS);
   const typed = z.discriminatedUnion("type", [sendVariant("sms", region), sendVariant("mms", region), sendVariant("email", region)]);
   return dispatched((input) => (isPlainObject(input) && isChannel(input.type) ? undefined : untyped), typed)
-    .transform((value) => toSendInput(value.type, value))
+    .transform((value) => toSendInput(value.type, value as ParsedSend))
     .openapi("SendMessageRequest");
 }
 

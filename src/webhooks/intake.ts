@@ -14,7 +14,9 @@ import { ringWebhookWorker } from "../services/outbound-webhooks";
 import { receiveInbound, type InboundResult } from "../services/inbound";
 import { applySendgridEvents, applyTwilioStatus, type CallbackResult, type EventsResult } from "../services/status-reports";
 import { recordDelivery } from "../services/webhook-deliveries";
-import { parseInboundParse, parseSendgridJson, parseTwilioForm, parseTwilioJson, type WebhookProvider } from "./parsers";
+import { attachmentUrl, startMediaFetch, storeInboundFiles } from "../services/media";
+import { uuidv7 } from "../ids";
+import { parseInboundParse, parseSendgridJson, parseTwilioForm, parseTwilioJson, type InboundInput, type InboundMedia, type WebhookProvider } from "./parsers";
 import { storable, storableInbound } from "./sanitize";
 import { verifySendgrid, verifyTwilio } from "./signatures";
 
@@ -115,7 +117,7 @@ export function intakeTwilio(c: AppContext): Promise<WebhookResult> {
     progress.kind = payload.kind;
     const deps = c.get("deps");
     return payload.kind === "inbound_message"
-      ? receiveInbound(deps, storableInbound(payload.input))
+      ? receiveWithMedia(c, payload.input, payload.media)
       : applyTwilioStatus(deps, storable(payload.input, "status", []));
   });
 }
@@ -144,8 +146,38 @@ export function intakeSendgrid(c: AppContext): Promise<WebhookResult> {
     const payload = multipart ? await parseInboundParse(bytes, contentType!) : await parseSendgridJson(bytes);
     progress.kind = payload.kind;
     const deps = c.get("deps");
-    return payload.kind === "events" ? applySendgridEvents(deps, storable(payload.elements, "events", [])) : receiveInbound(deps, storableInbound(payload.input));
+    return payload.kind === "events" ? applySendgridEvents(deps, storable(payload.elements, "events", [])) : receiveWithMedia(c, payload.input, payload.media);
   });
+}
+
+/**
+ * An inbound message with its media kept (issue 15 §4): email attachments go to R2 before the
+ * message is stored; MMS media is handed to the message's MediaFetcher after, and again on a
+ * redelivery (idempotent), so that an answer of 5xx after the commit loses no media either.
+ */
+async function receiveWithMedia(c: AppContext, input: InboundInput, media: InboundMedia | undefined): Promise<InboundResult> {
+  const config = c.get("config");
+  const id = uuidv7();
+  const urls = media?.urls ?? [];
+  const files = media?.files ?? [];
+  let clean = storableInbound(input);
+  let written: string[] = [];
+  if (urls.length > 0) {
+    clean = { ...clean, attachments: urls.map((_, n) => attachmentUrl(config, id, n)) };
+  } else if (files.length > 0) {
+    const stored = await storeInboundFiles(config, c.env.MEDIA, id, files);
+    written = stored.keys;
+    clean = { ...clean, attachments: stored.urls, metadata: stored.skipped.length > 0 ? { ...clean.metadata, attachments_skipped: stored.skipped } : clean.metadata };
+  }
+  const result = await receiveInbound(c.get("deps"), clean, id);
+  if (result.status === "duplicate" && written.length > 0) {
+    // The first delivery's copies stand; this one's were written under an id that was not used.
+    runAfterResponse(c, c.env.MEDIA.delete(written).catch((error: unknown) => log("warn", "media_orphans_not_deleted", { keys: written.length, ...errorFields(error) })));
+  }
+  if (urls.length > 0 && result.message_id) {
+    await startMediaFetch(c.env, result.message_id, urls.map((u, n) => ({ n, url: u.url, contentType: u.contentType })));
+  }
+  return result;
 }
 
 export const INTAKES = new Map<string, (c: AppContext) => Promise<WebhookResult>>([

@@ -6,6 +6,8 @@ import { isPlainObject } from "../validation/common";
 import { normalizeEmail, normalizeLoose, type Channel } from "../validation/address";
 import type { MessageContent } from "../validation/messages";
 import { sha256Hex } from "./signatures";
+import type { InboundFile } from "../services/media";
+import { parseNamedAddress } from "../validation/email";
 
 export type WebhookProvider = "twilio" | "sendgrid";
 
@@ -25,8 +27,16 @@ export interface TwilioStatusInput {
   messageId: string | null;
 }
 
-export type TwilioPayload = { kind: "inbound_message"; input: InboundInput } | { kind: "status_callback"; input: TwilioStatusInput };
-export type SendgridPayload = { kind: "inbound_message"; input: InboundInput } | { kind: "events"; elements: unknown[] };
+/** Media to copy into R2 (issue 15 §4): Twilio's MediaUrlN, or Inbound Parse's file parts. Kept out of `input`, which is sanitized as text. */
+export interface InboundMedia {
+  /** MMS: URLs at Twilio, fetched later by the MediaFetcher */
+  urls?: { url: string; contentType: string | null }[];
+  /** email: the attachments themselves, in their order */
+  files?: InboundFile[];
+}
+
+export type TwilioPayload = { kind: "inbound_message"; input: InboundInput; media?: InboundMedia } | { kind: "status_callback"; input: TwilioStatusInput };
+export type SendgridPayload = { kind: "inbound_message"; input: InboundInput; media?: InboundMedia } | { kind: "events"; elements: unknown[] };
 
 function malformed(issues: FieldIssue[]): never {
   throw badRequest(issues[0]!.message, issues);
@@ -167,6 +177,7 @@ export function parseTwilioForm(bytes: Uint8Array, queryMessageId: string | null
   }
   return {
     kind: "inbound_message",
+    media: { urls: attachments.map((url, i) => ({ url, contentType: contentTypes[i] || null })) },
     input: {
       provider: "twilio",
       providerMessageId: sid!.trim(),
@@ -290,6 +301,35 @@ export function messageIdHeader(rawHeaders: string): string | null {
   return null;
 }
 
+/** Inbound Parse's file parts (attachment1..N), in their order, with the names and types attachment-info gives. */
+async function fileParts(form: FormData): Promise<InboundFile[]> {
+  let info: Record<string, { filename?: unknown; type?: unknown }> = {};
+  const rawInfo = form.get("attachment-info");
+  if (typeof rawInfo === "string") {
+    try {
+      const parsed = JSON.parse(rawInfo) as unknown;
+      if (isPlainObject(parsed)) info = parsed as typeof info;
+    } catch {
+      // a malformed attachment-info only loses the names
+    }
+  }
+  const parts: { index: number; name: string; file: File }[] = [];
+  for (const [name, value] of form.entries()) {
+    if (typeof value === "string") continue;
+    const index = /^attachment(\d+)$/.exec(name);
+    parts.push({ index: index ? Number(index[1]) : Number.MAX_SAFE_INTEGER, name, file: value as File });
+  }
+  parts.sort((a, b) => a.index - b.index);
+  const files: InboundFile[] = [];
+  for (const { name, file } of parts.slice(0, 100)) {
+    const described = isPlainObject(info[name]) ? info[name] : {};
+    const filename = typeof described.filename === "string" && described.filename !== "" ? described.filename : file.name || name;
+    const type = typeof described.type === "string" && described.type !== "" ? described.type : file.type || "application/octet-stream";
+    files.push({ filename, contentType: type, bytes: new Uint8Array(await file.arrayBuffer()) });
+  }
+  return files;
+}
+
 export async function parseInboundParse(bytes: Uint8Array, contentType: string): Promise<SendgridPayload> {
   let form: FormData;
   try {
@@ -297,7 +337,6 @@ export async function parseInboundParse(bytes: Uint8Array, contentType: string):
   } catch {
     fail("body", "Request body must be valid multipart/form-data");
   }
-  // File parts (the attachments themselves) are not stored; only text fields are read.
   const field = (name: string): string | undefined => {
     const value = form.get(name);
     return typeof value === "string" ? value : undefined;
@@ -320,9 +359,16 @@ export async function parseInboundParse(bytes: Uint8Array, contentType: string):
     messageId ?? `parse-${(await sha256Hex(new TextEncoder().encode(`${from}\n${to}\n${subject ?? ""}\n${text}`))).slice(0, 32)}`;
   const metadata: Record<string, unknown> = { attachment_count: count && NON_NEGATIVE_INTEGER.test(count) ? Number(count) : 0 };
   if (subject !== undefined) metadata.subject = subject;
+  const files = await fileParts(form);
+  const named = from === undefined ? null : parseNamedAddress(splitAddressList(from)[0] ?? "");
+  const cc = splitAddressList(field("cc") ?? "")
+    .map((entry) => parseNamedAddress(entry)?.address)
+    .filter((a): a is string => a !== undefined);
   return {
     kind: "inbound_message",
+    media: { files },
     input: {
+      email: { subject: subject ?? null, html: html !== "" ? html : null, from_name: named?.name ?? null, reply_to: null, cc, bcc: [] },
       provider: "sendgrid",
       providerMessageId: key,
       type: "email",

@@ -176,7 +176,8 @@ describe("SendGrid webhook", () => {
       from: "Ann@example.com",
       to: "support@example.org",
       body: "Hello from Ann",
-      attachments: [],
+      // The file part is kept in R2 (test/media.test.ts).
+      attachments: [`http://service.test/api/v1/messages/${stored!.id}/attachments/0`],
       metadata: { attachment_count: 2, subject: "Question" },
     });
     // redelivered: still one

@@ -6,6 +6,8 @@ import { createDeps } from "../../src/deps";
 import { env } from "cloudflare:test";
 import { call } from "../helpers/http";
 import { freshPair, getJson } from "../helpers/fixtures";
+import { sandboxFile } from "../helpers/sandbox";
+import { waitFor } from "../helpers/worker";
 import {
   FORM,
   TW,
@@ -144,13 +146,16 @@ describe("Twilio inbound webhook", () => {
   });
 
   it("stores an mms with its media from a signed form; 400 without From; 415 for text/plain (case 48)", async () => {
-    const fields = inboundForm({ NumMedia: "1", MediaUrl0: "https://example.com/m.jpg", MediaContentType0: "image/jpeg" });
+    const fields = inboundForm({ NumMedia: "1", MediaUrl0: sandboxFile("m.jpg", { type: "image/jpeg" }), MediaContentType0: "image/jpeg" });
     const form = twilioForm(fields);
     const signature = await signTwilio(`${TWILIO_SETTINGS.PUBLIC_BASE_URL}${PATH}`, form);
     await expectTwiml(await postTwilio(PATH, form, { contentType: FORM, signature }, TWILIO_SETTINGS));
     const [stored] = await messagesWithProviderId(fields.MessageSid);
     const message = await messageOf(stored!.id);
-    expect(message).toMatchObject({ type: "mms", attachments: ["https://example.com/m.jpg"], segments: null, metadata: { media_content_types: ["image/jpeg"] } });
+    // The media is copied into R2 (test/media.test.ts): attachments name the service's own URL for it.
+    expect(message).toMatchObject({ type: "mms", attachments: [`https://msg.example.com/api/v1/messages/${stored!.id}/attachments/0`], segments: null, metadata: { media_content_types: ["image/jpeg"] } });
+    // Its copy settles before the counts below are taken.
+    await waitFor(() => eventsOf(stored!.id), (events) => events.some((e) => e.type === "media_fetch"));
 
     const before = await storedCounts();
     const { From: _omit, ...withoutFrom } = inboundForm();

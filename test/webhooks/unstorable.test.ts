@@ -39,7 +39,9 @@ describe("text Postgres cannot store", () => {
     const message = body.messages.find((m: any) => m.metadata.subject === subject.replace("\u0000", "\uFFFD"));
     expect(message).toBeDefined();
     expect(message.body).toBe("line\uFFFDtwo");
-    expect([...message.metadata.sanitized].sort()).toEqual(["body", "metadata.subject"]);
+    // The subject is also the message's first-class `subject` (the email fields), sanitized alike.
+    expect(message.subject).toBe(subject.replace("\u0000", "\uFFFD"));
+    expect([...message.metadata.sanitized].sort()).toEqual(["body", "email.subject", "metadata.subject"]);
   });
 
   it("a status callback whose ErrorMessage holds NUL: 200, applied, the text stored with U+FFFD", async () => {
