@@ -16,7 +16,12 @@ export interface BenchStack extends Stack {
   close(): Promise<void>;
 }
 
-export async function startBenchStack(port: number, vars: Record<string, string> = {}): Promise<BenchStack> {
+export interface BenchStackOptions {
+  /** simulated round trip to Neon and Upstash in ms (dev/simulated-rtt.ts); default $BRIDGE_RTT_MS, else 0 */
+  rttMs?: number;
+}
+
+export async function startBenchStack(port: number, vars: Record<string, string> = {}, opts: BenchStackOptions = {}): Promise<BenchStack> {
   const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_bench_${process.pid}` }).toString();
   const claimed = await claimRedisDb(REDIS_URL);
   const stack = await startStack({
@@ -28,6 +33,7 @@ export async function startBenchStack(port: number, vars: Record<string, string>
     quiet: !process.env.BENCH_VERBOSE,
     // The pipeline alone: no rate limiter, the in-Worker simulator rather than the HTTP sandbox.
     providerSandbox: false,
+    rttMs: opts.rttMs,
     vars: { RATE_LIMIT_ENABLED: "false", PROVIDER_MODE: "simulator", ...vars },
   });
   return Object.assign(stack, {
