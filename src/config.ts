@@ -120,8 +120,14 @@ export const ConfigSchema = z.object({
   METRICS_TOKEN: optionalString,
 
   RATE_LIMIT_ENABLED: bool(true),
-  RATE_LIMIT_REQUESTS: num(100, { min: 1, max: 1_000_000, int: true }),
+  /**
+   * A token bucket per client (API key, else IP) and route: RATE_LIMIT_REQUESTS per
+   * RATE_LIMIT_PERIOD seconds sustained (10/s by default, refilled evenly), up to RATE_LIMIT_BURST
+   * at once (0 = the smaller of 100 and RATE_LIMIT_REQUESTS). One Redis request per limited request.
+   */
+  RATE_LIMIT_REQUESTS: num(600, { min: 1, max: 1_000_000, int: true }),
   RATE_LIMIT_PERIOD: num(60, { min: 1, max: 86400, int: true }),
+  RATE_LIMIT_BURST: num(0, { min: 0, max: 1_000_000, int: true }),
 
   PROVIDER_MODE: z.enum(["live", "simulator"]).optional(),
   PROVIDER_TIMEOUT_MS: num(10000, { min: 100, max: 120000, int: true }),
