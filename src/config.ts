@@ -143,6 +143,11 @@ export const ConfigSchema = z.object({
   SENDGRID_DEFAULT_SUBJECT: optionalString.transform((v) => v ?? "New message"),
   /** total attachment bytes fetched for one email; above it the send fails permanently (SendGrid's own cap is 30 MB per mail) */
   SENDGRID_MAX_ATTACHMENT_BYTES: num(10 * 1024 * 1024, { min: 0, max: 30 * 1024 * 1024, int: true }),
+  /**
+   * attachment bytes held at once across the isolate (downloaded bytes + their base64), well under
+   * the 128 MB isolate limit; a send that does not fit waits its turn (src/providers/byte-budget.ts)
+   */
+  ATTACHMENT_BYTES_IN_FLIGHT: num(32 * 1024 * 1024, { min: 1024 * 1024, max: 96 * 1024 * 1024, int: true }),
   SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
   SENDGRID_PARSE_PUBLIC_KEY: optionalString,
   SIMULATOR_LATENCY_MS: num(0, { min: 0, max: 60000, int: true }),
