@@ -6,7 +6,7 @@
 //   npx tsx bench/budgets.ts      (BUDGET_SENDS, BUDGET_MESSAGES_20, IDLE_HOUR_COMPRESSION, PORT optional)
 // bench/all.ts imports runBudgets.
 import http from "node:http";
-import Redis from "ioredis";
+import net from "node:net";
 import pg from "pg";
 import { isMain, percentile, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
 
@@ -44,7 +44,8 @@ export interface BudgetsOptions {
 }
 
 export interface BudgetsDetail {
-  send: { rttMs: number; sends: number; http: SendLatency; websocket: SendLatency };
+  /** loopback: the same HTTP-driver sends at 0 ms, the local (CPU) part of the latency */
+  send: { rttMs: number; sends: number; http: SendLatency; websocket: SendLatency; loopback: SendLatency; networkRtt: number };
   idle: {
     compression: number;
     cronFirings: number;
@@ -205,15 +206,29 @@ async function startFaultyUpstash() {
  * the machine's Redis is shared with other runs; MONITOR says which database each command ran in.
  */
 async function monitorDb(db: number) {
-  const client = new Redis(REDIS_URL);
-  const monitor = await client.monitor();
+  // A raw connection: each MONITOR line is "+<time> [<db> <source>] "<command>" ...". (ioredis's
+  // monitor() lost track of its command queue on script-inner lines under load.)
+  const url = new URL(REDIS_URL);
+  const socket = net.connect(Number(url.port || 6379), url.hostname);
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  socket.on("error", () => undefined);
   const byCommand: Record<string, number> = {};
   let counting = false;
-  monitor.on("monitor", (_time: string, args: string[], _source: string, database: string) => {
-    if (!counting || Number(database) !== db) return;
-    const name = String(args[0]).toLowerCase();
-    byCommand[name] = (byCommand[name] ?? 0) + 1;
+  let buffered = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf("\r\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 2);
+      const m = /^\+\d+\.\d+ \[(\d+) [^\]]*\] "([^"]*)"/.exec(line);
+      if (!m || !counting || Number(m[1]) !== db) continue;
+      const name = m[2]!.toLowerCase();
+      byCommand[name] = (byCommand[name] ?? 0) + 1;
+    }
   });
+  socket.write("MONITOR\r\n");
   return {
     start() {
       for (const k of Object.keys(byCommand)) delete byCommand[k];
@@ -224,8 +239,7 @@ async function monitorDb(db: number) {
       return { total: Object.values(byCommand).reduce((a, b) => a + b, 0), byCommand: { ...byCommand } };
     },
     close() {
-      monitor.disconnect();
-      client.disconnect();
+      socket.destroy();
     },
   };
 }
@@ -240,8 +254,8 @@ interface SendLatency {
   perSend: { postgresHttpRequests: number; postgresHttpConnections: number; postgresWsConnections: number; redisRequests: number; redisConnections: number };
 }
 
-async function sendLatency(port: number, transport: "http" | "websocket", sends: number): Promise<SendLatency> {
-  const stack = await startBenchStack(port, { DATABASE_TRANSPORT: transport }, { rttMs: RTT_MS });
+async function sendLatency(port: number, transport: "http" | "websocket", sends: number, rttMs = RTT_MS): Promise<SendLatency> {
+  const stack = await startBenchStack(port, { DATABASE_TRANSPORT: transport }, { rttMs });
   try {
     for (let i = 0; i < 10; i++) await post(stack); // isolates, kept-alive connections
     await sleep(500);
@@ -276,8 +290,12 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
   // 1. The send at 20 ms, HTTP driver and WebSocket pool, one send after another.
   const httpSend = await sendLatency(port, "http", options.sends);
   const wsSend = await sendLatency(port, "websocket", options.sends);
+  const loopback = await sendLatency(port, "http", options.sends, 0);
+  // What the distance adds, in round trips: the robust part on a crowded machine.
+  const networkRtt = (httpSend.p50Ms - loopback.p50Ms) / RTT_MS;
   report(`async send at ${RTT_MS} ms simulated RTT, ${options.sends} sends one after another:`);
   report(`  HTTP driver     p50 ${httpSend.p50Ms.toFixed(1)} ms (${(httpSend.p50Ms / RTT_MS).toFixed(2)} RTT)  p99 ${httpSend.p99Ms.toFixed(1)} ms  per send ${JSON.stringify(httpSend.perSend)}`);
+  report(`  loopback (0 ms) p50 ${loopback.p50Ms.toFixed(1)} ms: the distance adds ${networkRtt.toFixed(2)} RTT to the HTTP driver's p50`);
   report(`  WebSocket pool  p50 ${wsSend.p50Ms.toFixed(1)} ms (${(wsSend.p50Ms / RTT_MS).toFixed(2)} RTT)  p99 ${wsSend.p99Ms.toFixed(1)} ms  per send ${JSON.stringify(wsSend.perSend)}`);
 
   // 2. One loopback stack for the rest, its Redis behind the fault injector (disarmed but for the
@@ -391,7 +409,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
     report(`idle hour compressed ×${options.idleCompression} (60 crons ${step / 1000} s apart, safety interval ${safetyIntervalS} s): ${idle.postgresQueries} Postgres queries (${idle.postgresStatements} statements with their set_config), ${idle.redisRequests} Redis requests ${JSON.stringify(idle.redisRequestsByCommands)}`);
 
     detail = {
-      send: { rttMs: RTT_MS, sends: options.sends, http: httpSend, websocket: wsSend },
+      send: { rttMs: RTT_MS, sends: options.sends, http: httpSend, websocket: wsSend, loopback, networkRtt },
       idle,
       lostEnqueue: { sends: recoverySeconds.length, recoverySeconds },
       commands20,

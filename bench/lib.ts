@@ -1,7 +1,9 @@
 // Shared pieces of the benchmarks: a private database and Redis logical database per run, the
 // local stack around them, and small statistics helpers.
 import type Redis from "ioredis";
-import { resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { dropDatabase } from "../dev/db.ts";
 import { claimRedisDb } from "../dev/redis-db.ts";
@@ -24,7 +26,11 @@ export interface BenchStackOptions {
 export async function startBenchStack(port: number, vars: Record<string, string> = {}, opts: BenchStackOptions = {}): Promise<BenchStack> {
   const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_bench_${process.pid}` }).toString();
   const claimed = await claimRedisDb(REDIS_URL);
+  // Durable Object storage of its own: a shard's alarm left by the previous stack would otherwise
+  // wake in this one and be counted as this stack's traffic.
+  const persistTo = await mkdtemp(join(os.tmpdir(), "msg-bench-state-"));
   const stack = await startStack({
+    persistTo,
     port,
     databaseUrl,
     redisUrl: REDIS_URL,
@@ -43,6 +49,7 @@ export async function startBenchStack(port: number, vars: Record<string, string>
       await stack.stop();
       await claimed.release();
       await dropDatabase(databaseUrl);
+      await rm(persistTo, { recursive: true, force: true });
     },
   });
 }

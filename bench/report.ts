@@ -233,7 +233,7 @@ function budgetsTable(r: BenchResults): string[] {
   if (d) {
     lines.push(
       "",
-      `Send at ${d.send.rttMs} ms: HTTP driver p50 ${f1(d.send.http.p50Ms)} ms (p99 ${f1(d.send.http.p99Ms)}), WebSocket pool p50 ${f1(d.send.websocket.p50Ms)} ms (p99 ${f1(d.send.websocket.p99Ms)}), ${d.send.sends} sends each one after another.` +
+      `Send at ${d.send.rttMs} ms: HTTP driver p50 ${f1(d.send.http.p50Ms)} ms (p99 ${f1(d.send.http.p99Ms)}), WebSocket pool p50 ${f1(d.send.websocket.p50Ms)} ms (p99 ${f1(d.send.websocket.p99Ms)}), loopback p50 ${f1(d.send.loopback.p50Ms)} ms, so the distance adds ${f2(d.send.networkRtt)} RTT; ${d.send.sends} sends each one after another.` +
         ` Idle hour: compressed ×${d.idle.compression} (${d.idle.cronFirings} crons, safety cadence ${d.idle.safetyIntervalS} s, ${f1(d.idle.wallSeconds)} s of wall clock), ${d.idle.postgresQueries} Postgres queries (${d.idle.postgresStatements} statements with their set_config), ${d.idle.redisRequests} Redis requests.` +
         ` Lost enqueues: ${d.lostEnqueue.recoverySeconds.map((s) => s.toFixed(3)).join(", ")} s.` +
         ` 20 msg/s: ${d.commands20.messages} messages in ${f1(d.commands20.seconds)} s, ${d.commands20.commands} commands (${Object.entries(d.commands20.byCommand).map(([k, v]) => `${k} ${v}`).join(", ")}).`,
