@@ -40,6 +40,7 @@ export default defineConfig({
           PUBLIC_BASE_URL: "http://service.test",
           PROVIDER_TIMEOUT_MS: "1000",
           RATE_LIMIT_REQUESTS: "10000",
+          RATE_LIMIT_BURST: "10000",
           // Retries that finish within a test: 3 attempts, backoff base 0.1 s capped at 2 s.
           QUEUE_MAX_ATTEMPTS: "3",
           QUEUE_RETRY_DELAY: "0.1",

@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import pg from "pg";
 import Redis from "ioredis";
+import { runBudgets } from "./budgets.ts";
 import { runColdStart } from "./cold-start.ts";
 import { POSTGRES_URL, REDIS_URL } from "./lib.ts";
 import { writeReport, RESULTS_MD, RESULTS_JSON, RESULTS_SVG, type BenchResults, type BundleResult } from "./report.ts";
@@ -41,6 +42,12 @@ const knobs = {
   THROUGHPUT_MESSAGES: Number(knob("THROUGHPUT_MESSAGES", "1200", "300")),
   COLD_STARTS: Number(knob("COLD_STARTS", "3", "1")),
   SCHEDULED_MESSAGES: Number(knob("SCHEDULED_MESSAGES", "50", "20")),
+  // bench/budgets.ts: sends per transport at 20 ms RTT, messages offered at 20/s, and how much the
+  // idle hour is compressed (60 crons 60/k s apart with a 600/k s safety cadence)
+  BUDGET_SENDS: Number(knob("BUDGET_SENDS", "100", "30")),
+  BUDGET_MESSAGES_20: Number(knob("BUDGET_MESSAGES_20", "1200", "300")),
+  IDLE_HOUR_COMPRESSION: Number(knob("IDLE_HOUR_COMPRESSION", "20", "60")),
+  LOST_ENQUEUES: Number(knob("LOST_ENQUEUES", "5", "3")),
 };
 const PORT = process.env.PORT ? Number(process.env.PORT) : undefined;
 
@@ -176,6 +183,19 @@ results.worker = await step("worker", () =>
 results.coldStart = await step("cold-start", () => runColdStart({ port: PORT ?? 8182, runs: knobs.COLD_STARTS }));
 results.scheduled = await step("scheduled", () => runScheduled({ port: PORT ?? 8183, messages: knobs.SCHEDULED_MESSAGES, aheadMs: 4000 }));
 results.bundle = await step("bundle", bundleSize);
+const budgets = await step("budgets", () =>
+  runBudgets({
+    port: PORT ?? 8184,
+    sends: knobs.BUDGET_SENDS,
+    messages20: knobs.BUDGET_MESSAGES_20,
+    idleCompression: knobs.IDLE_HOUR_COMPRESSION,
+    lostEnqueues: knobs.LOST_ENQUEUES,
+  }),
+);
+if (budgets) {
+  results.budgets = budgets.budgets;
+  results.budgetsDetail = budgets.detail;
+}
 results.meta.seconds.total = (performance.now() - started) / 1000;
 
 await writeReport(results);

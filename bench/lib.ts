@@ -1,7 +1,9 @@
 // Shared pieces of the benchmarks: a private database and Redis logical database per run, the
 // local stack around them, and small statistics helpers.
 import type Redis from "ioredis";
-import { resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { dropDatabase } from "../dev/db.ts";
 import { claimRedisDb } from "../dev/redis-db.ts";
@@ -16,10 +18,19 @@ export interface BenchStack extends Stack {
   close(): Promise<void>;
 }
 
-export async function startBenchStack(port: number, vars: Record<string, string> = {}): Promise<BenchStack> {
+export interface BenchStackOptions {
+  /** simulated round trip to Neon and Upstash in ms (dev/simulated-rtt.ts); default $BRIDGE_RTT_MS, else 0 */
+  rttMs?: number;
+}
+
+export async function startBenchStack(port: number, vars: Record<string, string> = {}, opts: BenchStackOptions = {}): Promise<BenchStack> {
   const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_bench_${process.pid}` }).toString();
   const claimed = await claimRedisDb(REDIS_URL);
+  // Durable Object storage of its own: a shard's alarm left by the previous stack would otherwise
+  // wake in this one and be counted as this stack's traffic.
+  const persistTo = await mkdtemp(join(os.tmpdir(), "msg-bench-state-"));
   const stack = await startStack({
+    persistTo,
     port,
     databaseUrl,
     redisUrl: REDIS_URL,
@@ -28,6 +39,7 @@ export async function startBenchStack(port: number, vars: Record<string, string>
     quiet: !process.env.BENCH_VERBOSE,
     // The pipeline alone: no rate limiter, the in-Worker simulator rather than the HTTP sandbox.
     providerSandbox: false,
+    rttMs: opts.rttMs,
     vars: { RATE_LIMIT_ENABLED: "false", PROVIDER_MODE: "simulator", ...vars },
   });
   return Object.assign(stack, {
@@ -37,6 +49,7 @@ export async function startBenchStack(port: number, vars: Record<string, string>
       await stack.stop();
       await claimed.release();
       await dropDatabase(databaseUrl);
+      await rm(persistTo, { recursive: true, force: true });
     },
   });
 }

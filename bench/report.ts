@@ -5,6 +5,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import { BUDGET_KEYS, BUDGET_LIMITS, type Budget, type BudgetKey, type BudgetsDetail } from "./budgets.ts";
 import type { ColdStartResult } from "./cold-start.ts";
 import { isMain } from "./lib.ts";
 import type { ScheduledResult } from "./scheduled.ts";
@@ -38,6 +39,9 @@ export interface BenchResults {
   coldStart?: ColdStartResult;
   bundle?: BundleResult;
   scheduled?: ScheduledResult;
+  /** issue 14's keys, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
+  budgets?: Record<BudgetKey, Budget>;
+  budgetsDetail?: BudgetsDetail;
   /** benchmark name → error message, for the ones that failed */
   errors: Record<string, string>;
 }
@@ -201,6 +205,44 @@ export function figures(r: BenchResults): Figure[] {
 const cell = (s: string) => s.replace(/\|/g, "\\|");
 const metCell = (f: Figure) => (f.met === null ? "—" : f.met ? "met" : "**not met**");
 
+const BUDGET_UNITS: Record<BudgetKey, string> = {
+  send_p50_rtt: "round trips (async send p50 ms / 20 ms, HTTP driver)",
+  send_p50_ms_rtt20_ws_vs_http: "WebSocket pool p50 / HTTP driver p50, at 20 ms",
+  idle_hour_postgres_queries: "Postgres queries in an idle hour, cron every minute",
+  idle_hour_redis_requests: "Redis requests in an idle hour",
+  lost_enqueue_recovery_s: "s from a failed XADD on the send path to the stream entry (median)",
+  redis_commands_per_message_20: "Redis commands per delivered message, 20 msg/s offered",
+  probe_db_queries: "Postgres statements caused by 100 × /health + 100 × /live",
+};
+
+/** Issue 14's budget keys as results.json holds them; bench/README.md says how each is measured. */
+function budgetsTable(r: BenchResults): string[] {
+  const lines = ["## Budgets (`budgets` in results.json)", "", "| key | meaning | value | budget | met |", "| --- | --- | --- | --- | --- |"];
+  for (const key of BUDGET_KEYS) {
+    const b = r.budgets?.[key];
+    const limit = BUDGET_LIMITS[key];
+    const budget = limit === null ? "reported" : `≤ ${limit}`;
+    if (!b) {
+      lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${r.errors.budgets ? "not measured: budgets failed" : "not run"} | ${budget} | — |`);
+      continue;
+    }
+    const value = Number.isInteger(b.value) ? String(b.value) : Number.isFinite(b.value) ? b.value.toFixed(3) : String(b.value);
+    lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${value} | ${budget} | ${b.met === null ? "—" : b.met ? "met" : "**not met**"} |`);
+  }
+  const d = r.budgetsDetail;
+  if (d) {
+    lines.push(
+      "",
+      `Send at ${d.send.rttMs} ms: HTTP driver p50 ${f1(d.send.http.p50Ms)} ms (p99 ${f1(d.send.http.p99Ms)}), WebSocket pool p50 ${f1(d.send.websocket.p50Ms)} ms (p99 ${f1(d.send.websocket.p99Ms)}), loopback p50 ${f1(d.send.loopback.p50Ms)} ms, so the distance adds ${f2(d.send.networkRtt)} RTT; ${d.send.sends} sends each one after another.` +
+        ` Idle hour: compressed ×${d.idle.compression} (${d.idle.cronFirings} crons, safety cadence ${d.idle.safetyIntervalS} s, ${f1(d.idle.wallSeconds)} s of wall clock), ${d.idle.postgresQueries} Postgres queries (${d.idle.postgresStatements} statements with their set_config), ${d.idle.redisRequests} Redis requests.` +
+        ` Lost enqueues: ${d.lostEnqueue.recoverySeconds.map((s) => s.toFixed(3)).join(", ")} s.` +
+        ` 20 msg/s: ${d.commands20.messages} messages in ${f1(d.commands20.seconds)} s, ${d.commands20.commands} commands (${Object.entries(d.commands20.byCommand).map(([k, v]) => `${k} ${v}`).join(", ")}).`,
+    );
+  }
+  lines.push("");
+  return lines;
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const m = r.meta;
   const machine = m.machine;
@@ -229,6 +271,7 @@ export function renderMarkdown(r: BenchResults): string {
     for (const [name, message] of Object.entries(r.errors)) lines.push(`- ${name}: ${cell(message)}`);
     lines.push("");
   }
+  lines.push(...budgetsTable(r));
   lines.push("## Figures against their budgets (DESIGN.md §8)", "", "| figure | budget | measured | met | how |", "| --- | --- | --- | --- | --- |");
   for (const f of figures(r)) lines.push(`| ${cell(f.figure)} | ${cell(f.budget)} | ${cell(f.measured)} | ${metCell(f)} | ${cell(f.how)} |`);
   lines.push("");

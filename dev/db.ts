@@ -44,7 +44,12 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
-/** Applies migrations/ under a session advisory lock: safe to run twice and concurrently. */
+/**
+ * Applies migrations/ under a session advisory lock: safe to run twice and concurrently. The lock
+ * and the migrations share one session, so the URL must be a direct connection (Neon's unpooled
+ * host); through a transaction-mode pooler the lock could be taken and released on different
+ * backends. `npm run db:migrate` passes DATABASE_URL_UNPOOLED when it is set.
+ */
 export async function applyMigrations(databaseUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();

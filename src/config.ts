@@ -91,8 +91,11 @@ export const ConfigSchema = z.object({
   QUEUE_RETRY_MAX_DELAY: num(3600, { min: 0.001, max: 604800 }),
   /** a stream entry or a `sending` row untouched this long is presumed abandoned by a dead worker */
   QUEUE_LEASE_SECONDS: num(300, { min: 5, max: 86400, int: true }),
-  /** while idle, the sweep asks Postgres at most this often (it always does after activity) */
-  SWEEP_SAFETY_INTERVAL_SECONDS: num(600, { min: 60, max: 86400, int: true }),
+  /**
+   * while idle, the sweep asks Postgres at most this often (it always does after activity); as low
+   * as 10 so that bench/budgets.ts can play an idle hour compressed (60 crons 1 s apart, 10 s cadence)
+   */
+  SWEEP_SAFETY_INTERVAL_SECONDS: num(600, { min: 10, max: 86400, int: true }),
   /** how long one alarm run may work before it hands over to the next alarm */
   QUEUE_TIME_BUDGET_MS: num(25000, { min: 1000, max: 600000, int: true }),
   /** what to do when a provider call may or may not have been accepted (timeout after sending) */
@@ -142,8 +145,14 @@ export const ConfigSchema = z.object({
   METRICS_TOKEN: optionalString,
 
   RATE_LIMIT_ENABLED: bool(true),
-  RATE_LIMIT_REQUESTS: num(100, { min: 1, max: 1_000_000, int: true }),
+  /**
+   * A token bucket per client (API key, else IP) and route: RATE_LIMIT_REQUESTS per
+   * RATE_LIMIT_PERIOD seconds sustained (10/s by default, refilled evenly), up to RATE_LIMIT_BURST
+   * at once (0 = the smaller of 100 and RATE_LIMIT_REQUESTS). One Redis request per limited request.
+   */
+  RATE_LIMIT_REQUESTS: num(600, { min: 1, max: 1_000_000, int: true }),
   RATE_LIMIT_PERIOD: num(60, { min: 1, max: 86400, int: true }),
+  RATE_LIMIT_BURST: num(0, { min: 0, max: 1_000_000, int: true }),
 
   PROVIDER_MODE: z.enum(["live", "simulator"]).optional(),
   PROVIDER_TIMEOUT_MS: num(10000, { min: 100, max: 120000, int: true }),
@@ -159,6 +168,11 @@ export const ConfigSchema = z.object({
   SENDGRID_DEFAULT_SUBJECT: optionalString.transform((v) => v ?? "New message"),
   /** total attachment bytes fetched for one email; above it the send fails permanently (SendGrid's own cap is 30 MB per mail) */
   SENDGRID_MAX_ATTACHMENT_BYTES: num(10 * 1024 * 1024, { min: 0, max: 30 * 1024 * 1024, int: true }),
+  /**
+   * attachment bytes held at once across the isolate (downloaded bytes + their base64), well under
+   * the 128 MB isolate limit; a send that does not fit waits its turn (src/providers/byte-budget.ts)
+   */
+  ATTACHMENT_BYTES_IN_FLIGHT: num(32 * 1024 * 1024, { min: 1024 * 1024, max: 96 * 1024 * 1024, int: true }),
   SENDGRID_WEBHOOK_PUBLIC_KEY: optionalString,
   SENDGRID_PARSE_PUBLIC_KEY: optionalString,
   // Status webhooks to the API user (src/services/outbound-webhooks.ts)

@@ -1,5 +1,8 @@
-// Per-client sliding-window limits (API-CONTRACT §1.6) with @upstash/ratelimit over the same Redis.
-// One limiter per (limit, period, redis) per isolate; it fails open when Redis does not answer.
+// Per-client, per-route token buckets with @upstash/ratelimit over the same Redis: a sending API
+// sees bursts (a batch of sends) over a modest sustained rate, so a client may spend RATE_LIMIT_BURST
+// at once and then RATE_LIMIT_REQUESTS per RATE_LIMIT_PERIOD, refilled evenly. One script (one Redis
+// request) per request, as the sliding window before it. One limiter per config per isolate; it
+// fails open when Redis does not answer.
 import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "../config";
@@ -10,6 +13,9 @@ import { identify } from "./auth";
 import type { AppContext } from "./context";
 
 const limiters = new WeakMap<Config, Ratelimit>();
+
+/** The bucket's size: RATE_LIMIT_BURST, or (0) the smaller of 100 and RATE_LIMIT_REQUESTS. */
+export const burstOf = (config: Config) => config.RATE_LIMIT_BURST || Math.min(100, config.RATE_LIMIT_REQUESTS);
 
 /** The limiter fails open, and quickly: it must leave the request most of its deadline. */
 const limiterTimeout = (config: Config) => Math.min(config.REDIS_TIMEOUT_MS, Math.floor(config.REQUEST_DEADLINE_MS / 5));
@@ -28,7 +34,7 @@ function limiterFor(config: Config): Ratelimit {
     });
     limiter = new Ratelimit({
       redis,
-      limiter: Ratelimit.slidingWindow(config.RATE_LIMIT_REQUESTS, `${config.RATE_LIMIT_PERIOD} s`),
+      limiter: Ratelimit.tokenBucket(config.RATE_LIMIT_REQUESTS, `${config.RATE_LIMIT_PERIOD} s`, burstOf(config)),
       prefix: "ratelimit",
       // Decisions must be service-wide; a per-isolate cache of blocked clients would disagree with Redis.
       ephemeralCache: false,
@@ -53,7 +59,8 @@ export async function rateLimit(c: AppContext): Promise<void> {
   if (!config.RATE_LIMIT_ENABLED) return;
   const bucket = `${await clientId(c)}:${c.req.method}:${c.get("route")}`;
   let success = true;
-  let remaining = config.RATE_LIMIT_REQUESTS;
+  const burst = burstOf(config);
+  let remaining = burst;
   let resetSeconds = config.RATE_LIMIT_PERIOD;
   try {
     const result = await limiterFor(config).limit(bucket);
@@ -67,7 +74,7 @@ export async function rateLimit(c: AppContext): Promise<void> {
   } catch (error) {
     log("warn", "rate_limiter_unavailable", { request_id: c.get("requestId"), ...errorFields(error) });
   }
-  c.header("X-RateLimit-Limit", String(config.RATE_LIMIT_REQUESTS));
+  c.header("X-RateLimit-Limit", String(burst));
   c.header("X-RateLimit-Remaining", String(success ? remaining : 0));
   c.header("X-RateLimit-Reset", String(resetSeconds));
   if (!success) {

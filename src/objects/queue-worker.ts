@@ -152,6 +152,12 @@ export class QueueWorker extends DurableObject<Env> {
   async enqueueLater(messageId: string): Promise<void> {
     if (!UUID.test(messageId)) throw new Error(`not a message id: ${messageId}`);
     this.journal.unqueue(messageId, this.workerName().split(":")[0] as Channel);
+    // During a run an alarm set now would be deleted when the run ends and goes to sleep: the run
+    // re-arms itself instead (see run()), as for a doorbell.
+    if (this.running) {
+      this.rung = true;
+      return;
+    }
     await this.armNow();
   }
 
@@ -243,7 +249,8 @@ export class QueueWorker extends DurableObject<Env> {
     await flushSamples(this.env, next === null).catch(() => undefined);
     // Re-arm late: now if more may wait, else at the earliest due retry, probe or scheduled
     // send, else sleep. Read and set with no await between, so that no schedule() slips past.
-    if (this.rung && next === null) next = Date.now();
+    // Entries handed over while this run was past writeUnqueued are written by the next run.
+    if ((this.rung || this.journal.unqueued().length > 0) && next === null) next = Date.now();
     next = earliestOf(next, this.journal.earliestScheduled());
     if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
     else await this.ctx.storage.deleteAlarm();

@@ -4,6 +4,7 @@
 // no cheap way to ask whether a mail was accepted, so there is no lookup: an ambiguous attempt is
 // retried (or failed) as AMBIGUOUS_SEND_POLICY says.
 import type { Config } from "../config";
+import { attachmentBudget, heldBytes, type ByteBudget } from "./byte-budget";
 import { base64, callProvider, parseJson, retryAfterSeconds, type HttpAnswer } from "./http";
 import { ProviderError, type OutboundMessage, type Provider, type SendResult } from "./types";
 
@@ -76,10 +77,30 @@ export function sendgridError(answer: HttpAnswer): ProviderError {
  * SendGrid yet, so failures here are never ambiguous: a missing file or one over the cap is
  * permanent, a slow or failing server is worth another attempt.
  */
-export async function fetchAttachments(urls: string[], maxTotalBytes: number, timeoutMs: number): Promise<Attachment[]> {
+export async function fetchAttachments(
+  urls: string[],
+  maxTotalBytes: number,
+  timeoutMs: number,
+  budget?: ByteBudget,
+): Promise<{ attachments: Attachment[]; release: () => void }> {
+  let held = 0;
+  const release = () => {
+    budget?.release(held);
+    held = 0;
+  };
+  try {
+    return { attachments: await download(urls, maxTotalBytes, timeoutMs, budget, (n) => (held += n)), release };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+async function download(urls: string[], maxTotalBytes: number, timeoutMs: number, budget: ByteBudget | undefined, hold: (bytes: number) => void): Promise<Attachment[]> {
   const signal = AbortSignal.timeout(timeoutMs);
   const out: Attachment[] = [];
   let total = 0;
+  let heldSoFar = 0;
   for (const [index, url] of urls.entries()) {
     let res: Response;
     try {
@@ -96,6 +117,19 @@ export async function fetchAttachments(urls: string[], maxTotalBytes: number, ti
     if (Number.isFinite(declared) && total + declared > maxTotalBytes) {
       await res.body?.cancel();
       throw tooLarge(maxTotalBytes);
+    }
+    // Reserve what this attachment will hold (its declared size, else what the cap still allows)
+    // before reading it. Holding part of the budget already, a send does not wait for more: it
+    // gives everything back and is retried, so that two sends never wait on each other.
+    if (budget) {
+      const want = budget.clamp(heldBytes(Number.isFinite(declared) ? declared : maxTotalBytes - total));
+      const fits = heldSoFar > 0 ? budget.tryAcquire(want) : await budget.acquire(want, signal).then(() => true, () => false);
+      if (!fits) {
+        await res.body?.cancel();
+        throw new ProviderError("transient", "attachment_budget", `Attachments of this email do not fit into ATTACHMENT_BYTES_IN_FLIGHT (${budget.limit} bytes) now`);
+      }
+      hold(want);
+      heldSoFar += want;
     }
     const chunks: Uint8Array[] = [];
     try {
@@ -160,16 +194,23 @@ export function createSendGrid(config: Config): Provider {
     mode: "live",
     async send(message: OutboundMessage): Promise<SendResult> {
       if (!config.SENDGRID_API_KEY) throw new ProviderError("credentials", "not_configured", "SENDGRID_API_KEY is not configured");
-      const attachments = await fetchAttachments(message.attachments, config.SENDGRID_MAX_ATTACHMENT_BYTES, config.PROVIDER_TIMEOUT_MS);
-      const answer = await callProvider(
-        sendUrl,
-        {
-          method: "POST",
-          headers: { authorization: `Bearer ${config.SENDGRID_API_KEY}`, "content-type": "application/json" },
-          body: JSON.stringify(mailSendBody(config, message, attachments)),
-        },
-        config.PROVIDER_TIMEOUT_MS,
-      );
+      const budget = message.attachments.length > 0 ? attachmentBudget(config.ATTACHMENT_BYTES_IN_FLIGHT) : undefined;
+      const { attachments, release } = await fetchAttachments(message.attachments, config.SENDGRID_MAX_ATTACHMENT_BYTES, config.PROVIDER_TIMEOUT_MS, budget);
+      let answer: HttpAnswer;
+      try {
+        answer = await callProvider(
+          sendUrl,
+          {
+            method: "POST",
+            headers: { authorization: `Bearer ${config.SENDGRID_API_KEY}`, "content-type": "application/json" },
+            body: JSON.stringify(mailSendBody(config, message, attachments)),
+          },
+          config.PROVIDER_TIMEOUT_MS,
+        );
+      } finally {
+        // The request body and the attachments are garbage once the call is over.
+        release();
+      }
       if (answer.status < 200 || answer.status > 299) throw sendgridError(answer);
       // SendGrid always sends X-Message-Id with its 202; without it the mail is still accepted, and
       // events still match on our custom_args message_id, so our own id stands in.
