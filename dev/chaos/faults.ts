@@ -1,6 +1,6 @@
-// Runs a profile's fault schedule against the stack: provider outages in the sandbox, Redis and
-// Postgres crashed and restarted, workerd killed and restarted. Every step logs when it started and
-// when the service was whole again.
+// Runs a profile's fault schedule against the stack: provider outages and revoked credentials in
+// the sandbox, Redis and Postgres crashed and restarted, workerd killed and restarted. Every step
+// logs when it started and when the service was whole again.
 import type { Stack } from "../stack.ts";
 import type { FaultStep } from "./profile.ts";
 import type { CrashableService } from "./services.ts";
@@ -29,6 +29,12 @@ async function apply(step: FaultStep, targets: FaultTargets): Promise<string | u
       targets.stack.sandbox!.setFault(step.outcomes);
       await sleep(step.seconds * 1000);
       targets.stack.sandbox!.setFault([]);
+      return undefined;
+    case "credentials":
+      // Account-wide: Twilio answers 401 (20003) to every REST call, SendGrid 401.
+      targets.stack.sandbox!.setCredentials({ twilio: "revoked", sendgrid: "revoked" });
+      await sleep(step.seconds * 1000);
+      targets.stack.sandbox!.setCredentials({ twilio: "valid", sendgrid: "valid" });
       return undefined;
     case "redis":
     case "postgres": {
