@@ -35,6 +35,8 @@ export interface Evidence {
   xadds: Map<string, XaddRecord[]>;
   /** seconds from the end of the last fault until nothing was in flight; null if it never drained */
   drainS: number | null;
+  /** when the watchdog restarted wrangler dev because its local proxy stopped answering */
+  watchdogRestarts: string[];
   /** SIDs of the Twilio messages inserted as sent by someone else */
   foreignSids: string[];
   /** the calibration: capacity measured, rate offered */
@@ -504,6 +506,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     ["callbacks the service could not take (redelivered later)", String(callbacks.filter((c) => c.responseStatus === undefined || c.responseStatus >= 300).length)],
     ["faults", [...e.faults].sort((a, b) => a.startedS - b.startedS).map((f) => `${f.label} at ${f.startedS.toFixed(0)}–${f.endedS.toFixed(0)} s`).join("; ")],
     ["send requests in flight when workerd was killed", `${caught.length}: ${list(caughtOutcomes)}; the slowest ended after ${slowest.toFixed(1)} s`],
+    ["wrangler dev restarted by the watchdog (local proxy not answering)", e.watchdogRestarts.length ? `${e.watchdogRestarts.length}: ${e.watchdogRestarts.join(", ")} (seconds of the run)` : "0"],
     ["last fault over at", `${lastFault.toFixed(1)} s`],
     ["time to drain after the last fault", e.drainS === null ? "did not drain" : `${e.drainS.toFixed(1)} s`],
     [

@@ -19,6 +19,8 @@ export interface FaultTargets {
   postgres: CrashableService;
   /** called just before workerd is killed, to say what was in flight */
   beforeEviction(): Promise<string>;
+  /** called once workerd answers again */
+  afterEviction(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,7 +48,11 @@ async function apply(step: FaultStep, targets: FaultTargets): Promise<string | u
     }
     case "evict": {
       const detail = await targets.beforeEviction();
-      await targets.stack.crash();
+      try {
+        await targets.stack.crash();
+      } finally {
+        targets.afterEviction();
+      }
       return detail;
     }
   }
