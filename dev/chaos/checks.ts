@@ -103,11 +103,10 @@ function retryAfterSeconds(label: string): number {
 }
 
 /**
- * Backoff, as the provider saw it: between two create requests for one recipient, at least the
- * smallest delay the policy allows after the earlier one (attempt n waits min(cap, base × 2^(n−1))
- * × 0.8 at least) and never less than its Retry-After. The n-th request is at least attempt n, and
- * the delay grows with the attempt, so using n gives a lower bound that holds whatever happened in
- * between (a lookup, a crash).
+ * Backoff, as the provider saw it: between two create requests for one message, at least the
+ * smallest delay the policy allows after the earlier one (counted attempt n waits min(cap, base ×
+ * 2^(n−1)) × 0.8 at least) and never less than its Retry-After. Requests answered 429 or 401 are
+ * not counted attempts (the service holds the message instead), so they do not raise n.
  */
 function backoffViolations(requests: RecordedRequest[], backoff: Evidence["backoff"]): { checked: number; offenders: Offender[] } {
   // per message (several messages may share a recipient); a request without our id by recipient
@@ -117,12 +116,18 @@ function backoffViolations(requests: RecordedRequest[], backoff: Evidence["backo
   const offenders: Offender[] = [];
   for (const [to, list] of byRecipient) {
     list.sort((a, b) => a.seq - b.seq);
+    // Throttling (429) and refused credentials do not use up an attempt (the circuit breaker's
+    // classes): they do not grow the backoff, and after a 429 the next try waits its Retry-After.
+    let counted = 0;
     for (let n = 1; n < list.length; n++) {
       const earlier = list[n - 1]!;
       const label = earlier.outcome ?? "ok";
+      const uncounted = /^(429|20429|401|20003)(:|$)/.test(label);
+      if (!uncounted) counted++;
       // after a permanent answer only a crash between the answer and its record leads here
       if (permanent(label)) continue;
-      const minimum = Math.max(0.8 * Math.min(backoff.maxSeconds, backoff.baseSeconds * 2 ** (n - 1)), retryAfterSeconds(label)) * 1000;
+      const exponential = uncounted ? 0 : 0.8 * Math.min(backoff.maxSeconds, backoff.baseSeconds * 2 ** (counted - 1));
+      const minimum = Math.max(exponential, retryAfterSeconds(label)) * 1000;
       const gap = Date.parse(list[n]!.time) - Date.parse(earlier.time);
       checked++;
       // 2 ms: both times are ISO strings, truncated to the millisecond
