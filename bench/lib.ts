@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { boundedFetch } from "../dev/bounded-fetch.ts";
 import { dropDatabase } from "../dev/db.ts";
 import { claimRedisDb } from "../dev/redis-db.ts";
 import { startStack, type Stack } from "../dev/stack.ts";
@@ -75,4 +76,17 @@ export function smsBody(): string {
 export function isMain(moduleUrl: string): boolean {
   const script = process.argv[1];
   return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl;
+}
+
+/** A benchmark's request ceiling: a send that gets no answer within it fails the run as "no answer". */
+export const REQUEST_TIMEOUT_MS = Number(process.env.BENCH_REQUEST_TIMEOUT_MS ?? 30_000);
+
+/** POSTs a JSON body with the ceiling; status 0 is "no answer" (refused, reset or timed out). */
+export async function postJson(url: string, body: string): Promise<{ status: number; text: string; error?: string }> {
+  return boundedFetch(url, { method: "POST", headers: { "content-type": "application/json" }, body }, REQUEST_TIMEOUT_MS);
+}
+
+/** Throws unless the answer is a 201; a missing answer says so. */
+export function expectCreated(answer: { status: number; text: string; error?: string }): void {
+  if (answer.status !== 201) throw new Error(answer.status === 0 ? `send got no answer (${answer.error})` : `send answered ${answer.status}: ${answer.text.slice(0, 200)}`);
 }

@@ -4,7 +4,7 @@
 //   npm run bench:send            (PORT and DURATION_S optional)
 // bench/all.ts imports runSendPath and uses the returned figures.
 import autocannon from "autocannon";
-import { isMain, percentile, smsBody, startBenchStack } from "./lib.ts";
+import { expectCreated, isMain, percentile, postJson, smsBody, startBenchStack } from "./lib.ts";
 
 export interface SendPathOptions {
   port: number;
@@ -51,7 +51,7 @@ export function sendPathOptionsFromEnv(): SendPathOptions {
 export async function runSendPath({ port, durationS }: SendPathOptions): Promise<SendPathResult> {
   const stack = await startBenchStack(port);
   const sendUrl = `${stack.url}/api/v1/messages/send`;
-  const post = (body: string) => fetch(sendUrl, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const post = (body: string) => postJson(sendUrl, body);
   let roundTrips: SendPathResult["roundTrips"];
   const rows: AutocannonRow[] = [];
 
@@ -63,8 +63,7 @@ export async function runSendPath({ port, durationS }: SendPathOptions): Promise
     stack.bridge.resetStats();
     stack.proxy.resetStats();
     for (let i = 0; i < N; i++) {
-      const res = await post(smsBody());
-      if (res.status !== 201) throw new Error(`send answered ${res.status}: ${await res.text()}`);
+      expectCreated(await post(smsBody()));
     }
     await new Promise((r) => setTimeout(r, 1000)); // let waitUntil work finish
     // The worker runs meanwhile and has its own connections and requests: tell them apart. A send
@@ -109,13 +108,11 @@ export async function runSendPath({ port, durationS }: SendPathOptions): Promise
     const s = await startBenchStack(port, { SIMULATOR_LATENCY_MS: "100", ...vars });
     try {
       const url = `${s.url}/api/v1/messages/send`;
-      for (let i = 0; i < 10; i++) await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
+      for (let i = 0; i < 10; i++) await postJson(url, smsBody());
       const ms: number[] = [];
       for (let i = 0; i < count; i++) {
         const started = performance.now();
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
-        await res.text();
-        if (res.status !== 201) throw new Error(`send answered ${res.status}`);
+        expectCreated(await postJson(url, smsBody()));
         ms.push(performance.now() - started);
       }
       return ms.sort((a, b) => a - b);

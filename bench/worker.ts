@@ -8,7 +8,7 @@ import pg from "pg";
 import Redis from "ioredis";
 import { Queue, Worker } from "bullmq";
 import { claimRedisDb } from "../dev/redis-db.ts";
-import { isMain, percentile, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
+import { expectCreated, isMain, percentile, postJson, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
 
 export const CONCURRENCY = 6;
 /** latency is measured from the `enqueued` event to the claim at this many light-load messages */
@@ -67,8 +67,7 @@ async function sendMany(stack: BenchStack, count: number, parallel: number) {
     Array.from({ length: parallel }, async () => {
       while (next < count) {
         next++;
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: smsBody() });
-        if (res.status !== 201) throw new Error(`send answered ${res.status}`);
+        expectCreated(await postJson(url, smsBody()));
       }
     }),
   );

@@ -4,6 +4,7 @@
 // failed and dead-lettered, its timeline, the queue stats, and the rejection of a forged webhook.
 // Prints PASS/FAIL lines; exit code 0 only if all pass.
 import { parseArgs } from "node:util";
+import { boundedFetch, jsonOf } from "./bounded-fetch.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -18,16 +19,11 @@ function result(ok: boolean, name: string, detail: string) {
   if (!ok) failures++;
 }
 
+/** Every request is bounded: no answer within 15 s counts as HTTP 0 ("no answer"), and the check fails. */
 async function api(path: string, init: RequestInit = {}) {
-  const res = await fetch(`${base}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(15_000) });
-  const text = await res.text();
-  let body: any = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, headers: res.headers };
+  const res = await boundedFetch(`${base}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } }, 15_000);
+  if (res.status === 0) return { status: 0, body: { error: `no answer (${res.error})` } as any, headers: new Headers() };
+  return { status: res.status, body: jsonOf(res) ?? res.text ?? null, headers: res.headers ?? new Headers() };
 }
 
 try {

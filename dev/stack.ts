@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import Redis from "ioredis";
+import { boundedFetch } from "./bounded-fetch.ts";
 import { ConfigSchema } from "../src/config.ts";
 import { applyMigrations, ensureDatabase, postgresAnswers } from "./db.ts";
 import { startNeonProxy, type NeonProxy } from "./neon-proxy.ts";
@@ -86,7 +87,7 @@ async function waitForLive(url: string, wrangler: ChildProcess, timeoutMs = 60_0
   while (Date.now() < deadline) {
     if (wrangler.exitCode !== null) throw new StackError(`wrangler dev exited with code ${wrangler.exitCode}`);
     try {
-      const res = await fetch(`${url}/live`);
+      const res = await fetch(`${url}/live`, { signal: AbortSignal.timeout(5000) });
       if (res.ok) return;
     } catch {
       // not listening yet
@@ -231,7 +232,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await waitForLive(url, wrangler);
     },
     async triggerCron() {
-      await fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`);
+      // bounded: a cron tick that gets no answer (workerd restarting) is simply missed
+      const answer = await boundedFetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`, {}, 30_000);
+      if (answer.status === 0) throw new Error(`cron trigger got no answer (${answer.error})`);
     },
     stop,
   };

@@ -3,12 +3,13 @@
 //   npm run verify:queue [-- --url http://127.0.0.1:8080 --api-key K]   (REDIS_URL for Redis)
 import Redis from "ioredis";
 import { parseArgs } from "node:util";
+import { boundedFetch, jsonOf } from "./bounded-fetch.ts";
 
 const { values } = parseArgs({
   options: { url: { type: "string", default: process.env.SERVICE_URL ?? "http://127.0.0.1:8080" }, "api-key": { type: "string", default: process.env.API_KEY } },
 });
 const base = values.url!.replace(/\/$/, "");
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1, commandTimeout: 10_000 });
 const headers: Record<string, string> = { "content-type": "application/json" };
 if (values["api-key"]) headers.authorization = `Bearer ${values["api-key"]}`;
 
@@ -18,10 +19,10 @@ function result(ok: boolean, name: string, detail: string) {
   if (!ok) failures++;
 }
 
+/** Every request is bounded: no answer within 15 s is HTTP 0 ("no answer") and fails its check. */
 async function api(path: string, init: RequestInit = {}) {
-  const res = await fetch(`${base}${path}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) } });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  const res = await boundedFetch(`${base}${path}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) } }, 15_000);
+  return { status: res.status, body: res.status === 0 ? null : (jsonOf(res) ?? null) };
 }
 
 async function poll(id: string, until: (m: any) => boolean, timeoutMs = 30_000) {
@@ -64,9 +65,9 @@ try {
   result(stuck === 0, "no stuck entries", `${stuck} entries idle for more than 5 minutes in the consumer groups`);
 
   const failing = await api("/api/v1/messages/send", { method: "POST", body: JSON.stringify({ type: "sms", from: `+1202${n}`, to: "+15005550001", body: "verify:queue dead letter" }) });
-  const dead = await poll(failing.body.id, (m) => m.status === "failed");
+  const dead = await poll(failing.body?.id, (m) => m.status === "failed");
   const letters = (await api("/api/v1/queue/dead-letters?type=sms&limit=100")).body?.dead_letters ?? [];
-  result(dead?.status === "failed" && letters.some((d: any) => d.message_id === failing.body.id), "dead letters", `permanent error → ${dead?.status}, listed: ${letters.some((d: any) => d.message_id === failing.body.id)}`);
+  result(dead?.status === "failed" && letters.some((d: any) => d.message_id === failing.body?.id), "dead letters", `permanent error → ${dead?.status}, listed: ${letters.some((d: any) => d.message_id === failing.body?.id)}`);
   const retrySets = await Promise.all(["sms", "mms", "email"].map((t) => redis.zcard(`message_retry:${t}`)));
   result(true, "retry sets", `scheduled retries sms ${retrySets[0]}, mms ${retrySets[1]}, email ${retrySets[2]}; message_dlq length ${await redis.xlen("message_dlq")}`);
 } catch (error) {

@@ -1,6 +1,6 @@
-// Runs a profile's fault schedule against the stack: provider outages in the sandbox, Redis and
-// Postgres crashed and restarted, workerd killed and restarted. Every step logs when it started and
-// when the service was whole again.
+// Runs a profile's fault schedule against the stack: provider outages and revoked credentials in
+// the sandbox, Redis and Postgres crashed and restarted, workerd killed and restarted. Every step
+// logs when it started and when the service was whole again.
 import type { Stack } from "../stack.ts";
 import type { FaultStep } from "./profile.ts";
 import type { CrashableService } from "./services.ts";
@@ -19,6 +19,8 @@ export interface FaultTargets {
   postgres: CrashableService;
   /** called just before workerd is killed, to say what was in flight */
   beforeEviction(): Promise<string>;
+  /** called once workerd answers again */
+  afterEviction(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,6 +32,12 @@ async function apply(step: FaultStep, targets: FaultTargets): Promise<string | u
       await sleep(step.seconds * 1000);
       targets.stack.sandbox!.setFault([]);
       return undefined;
+    case "credentials":
+      // Account-wide: Twilio answers 401 (20003) to every REST call, SendGrid 401.
+      targets.stack.sandbox!.setCredentials({ twilio: "revoked", sendgrid: "revoked" });
+      await sleep(step.seconds * 1000);
+      targets.stack.sandbox!.setCredentials({ twilio: "valid", sendgrid: "valid" });
+      return undefined;
     case "redis":
     case "postgres": {
       const service = targets[step.kind];
@@ -40,7 +48,11 @@ async function apply(step: FaultStep, targets: FaultTargets): Promise<string | u
     }
     case "evict": {
       const detail = await targets.beforeEviction();
-      await targets.stack.crash();
+      try {
+        await targets.stack.crash();
+      } finally {
+        targets.afterEviction();
+      }
       return detail;
     }
   }

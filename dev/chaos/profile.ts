@@ -3,12 +3,21 @@
 
 export type FaultStep =
   | { at: number; kind: "provider"; seconds: number; outcomes: string[]; label: string }
+  | { at: number; kind: "credentials"; seconds: number; label: string }
   | { at: number; kind: "redis" | "postgres"; seconds: number; label: string }
   | { at: number; kind: "evict"; label: string };
 
 export interface Profile {
   name: string;
-  messages: number;
+  /**
+   * sends offered per second as a multiple of the send capacity measured at the start of the run
+   * (calibrate.ts), so that runs on different machines test the same overload
+   */
+  offerMultiple: number;
+  /** the most sends offered per second whatever the capacity (keeps the CI run's size bounded) */
+  maxRatePerS: number;
+  /** MESSAGES fixes the number of sends instead (then the rate is messages / durationS) */
+  messages?: number;
   /** seconds over which the messages are sent */
   durationS: number;
   /** seconds from the start of the load */
@@ -21,6 +30,13 @@ export interface Profile {
   inboundEvery: number;
   /** every this many seconds, redeliver a sample of callbacks the service already answered */
   redeliverEveryS: number;
+  /**
+   * the whole run's ceiling in seconds, from start to report: past it the run stops, lists what was
+   * still open (requests in flight, messages not final, with their timelines) and exits 1
+   */
+  ceilingS: number;
+  /** each request of the load gets no answer ("timeout") past this many ms */
+  requestTimeoutMs: number;
 }
 
 /** The Worker's settings for the run: retries within seconds, a short lease, signatures checked. */
@@ -34,43 +50,59 @@ export const WORKER_VARS: Record<string, string> = {
   PROVIDER_TIMEOUT_MS: "2000",
   // SendGrid's events of an ambiguous send may take half a minute on an overloaded machine
   RECONCILE_WINDOW_SECONDS: "60",
+  // an open circuit (outage, revoked credentials) probes at least every 8 s, as retries back off to 8 s
+  CIRCUIT_PROBE_MAX_MS: "8000",
 };
 
-/** The six faults, each at its second from the start of the load; provider outages last `seconds`. */
-function faultSchedule(at: Record<"error500" | "rateLimit" | "redis" | "postgres" | "hang" | "evict", number>, seconds: number): FaultStep[] {
+type Moments = Record<"outage" | "rateLimit" | "credentials" | "redis" | "postgres" | "hang" | "evict", number>;
+
+/** The faults, each at its second from the start of the load. */
+function faultSchedule(at: Moments, seconds: { outage: number; provider: number; credentials: number; service: number }): FaultStep[] {
   return [
-    { at: at.error500, kind: "provider", seconds, outcomes: ["500"], label: "provider answers 500" },
-    { at: at.rateLimit, kind: "provider", seconds, outcomes: ["429:2"], label: "provider answers 429, Retry-After: 2" },
-    { at: at.redis, kind: "redis", seconds: 10, label: "Redis stopped (SIGKILL)" },
-    { at: at.postgres, kind: "postgres", seconds: 10, label: "Postgres stopped (immediate shutdown)" },
+    { at: at.outage, kind: "provider", seconds: seconds.outage, outcomes: ["500"], label: "provider outage: 500 to everything" },
+    { at: at.rateLimit, kind: "provider", seconds: seconds.provider, outcomes: ["429:2"], label: "provider answers 429, Retry-After: 2" },
+    { at: at.credentials, kind: "credentials", seconds: seconds.credentials, label: "provider credentials revoked (401), then restored" },
+    { at: at.redis, kind: "redis", seconds: seconds.service, label: "Redis stopped (SIGKILL)" },
+    { at: at.postgres, kind: "postgres", seconds: seconds.service, label: "Postgres stopped (immediate shutdown)" },
     // Half of the hung requests were accepted before the hang: the ambiguous outcome.
-    { at: at.hang, kind: "provider", seconds, outcomes: ["hang", "accept-then-hang"], label: "provider hangs past the timeout" },
+    { at: at.hang, kind: "provider", seconds: seconds.provider, outcomes: ["hang", "accept-then-hang"], label: "provider hangs past the timeout" },
     { at: at.evict, kind: "evict", label: "workerd killed mid-batch: Durable Objects evicted" },
   ];
 }
 
-const EVERY_PROFILE = { cronIntervalS: 60, inboundEvery: 25, redeliverEveryS: 10 };
+const EVERY_PROFILE = { cronIntervalS: 60, inboundEvery: 25, redeliverEveryS: 10, offerMultiple: 1.5, requestTimeoutMs: 20_000 };
 
 export const PROFILES: Record<string, Profile> = {
   default: {
     ...EVERY_PROFILE,
     name: "default",
-    messages: 5000,
-    durationS: 120,
-    faults: faultSchedule({ error500: 10, rateLimit: 25, redis: 40, postgres: 60, hang: 80, evict: 100 }, 10),
+    maxRatePerS: 60,
+    durationS: 250,
+    faults: faultSchedule(
+      { outage: 10, rateLimit: 140, credentials: 155, redis: 195, postgres: 210, hang: 225, evict: 240 },
+      { outage: 120, provider: 10, credentials: 30, service: 10 },
+    ),
     drainTimeoutS: 300,
+    ceilingS: 1500,
   },
   ci: {
     ...EVERY_PROFILE,
     name: "ci",
-    messages: 700,
-    durationS: 50,
-    faults: faultSchedule({ error500: 3, rateLimit: 9, redis: 15, postgres: 27, hang: 39, evict: 45 }, 5),
+    maxRatePerS: 15,
+    durationS: 90,
+    faults: faultSchedule(
+      { outage: 3, rateLimit: 26, credentials: 33, redis: 52, postgres: 62, hang: 74, evict: 80 },
+      { outage: 20, provider: 5, credentials: 15, service: 8 },
+    ),
     drainTimeoutS: 200,
+    ceilingS: 540,
   },
 };
 
-/** `--profile ci` or CHAOS_PROFILE; MESSAGES and DURATION_S override the profile's load. */
+/**
+ * `--profile ci` or CHAOS_PROFILE; MESSAGES and DURATION_S override the profile's load (MESSAGES
+ * replaces the calibrated rate), CHAOS_CEILING_S its ceiling, CHAOS_OFFER_MULTIPLE its multiple.
+ */
 export function chosenProfile(argv: string[], env: NodeJS.ProcessEnv): Profile {
   const flag = argv.indexOf("--profile");
   const name = (flag >= 0 ? argv[flag + 1] : undefined) ?? env.CHAOS_PROFILE ?? "default";
@@ -79,6 +111,11 @@ export function chosenProfile(argv: string[], env: NodeJS.ProcessEnv): Profile {
   const profile = { ...base };
   if (env.MESSAGES) profile.messages = Number(env.MESSAGES);
   if (env.DURATION_S) profile.durationS = Number(env.DURATION_S);
-  if (!(profile.messages > 0 && profile.durationS > 0)) throw new Error("MESSAGES and DURATION_S must be positive numbers");
+  if (env.CHAOS_CEILING_S) profile.ceilingS = Number(env.CHAOS_CEILING_S);
+  if (env.CHAOS_OFFER_MULTIPLE) profile.offerMultiple = Number(env.CHAOS_OFFER_MULTIPLE);
+  const positive = (n: number | undefined) => n === undefined || n > 0;
+  if (![profile.messages, profile.durationS, profile.ceilingS, profile.offerMultiple].every(positive)) {
+    throw new Error("MESSAGES, DURATION_S, CHAOS_CEILING_S and CHAOS_OFFER_MULTIPLE must be positive numbers");
+  }
   return profile;
 }

@@ -18,6 +18,8 @@ export interface CrashableService {
   start(): Promise<void>;
   /** stops it and deletes its data */
   destroy(): Promise<void>;
+  /** the last resort on the way out of the process (synchronous): kills it, deletes its data */
+  killNow(): void;
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
@@ -54,6 +56,10 @@ export async function startOwnRedis(port: number): Promise<CrashableService> {
     start,
     async destroy() {
       await kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+    killNow() {
+      if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -103,6 +109,15 @@ export async function startOwnPostgres(port: number): Promise<CrashableService> 
     async destroy() {
       try {
         run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
+      } catch {
+        // not running
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+    killNow() {
+      if (!existsSync(path.join(data, "postmaster.pid"))) return rmSync(dir, { recursive: true, force: true });
+      try {
+        run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
       } catch {
         // not running
       }

@@ -1,6 +1,7 @@
 // Shared pieces of the provider sandbox (dev/provider-sandbox.ts): the state every request
 // updates, programmable outcomes, and the callback log. Kept free of HTTP routing so that the
 // Twilio and SendGrid halves stay small and read like the APIs they imitate.
+import { boundedFetch } from "../bounded-fetch.ts";
 import type http from "node:http";
 import { randomBytes } from "node:crypto";
 import type { CallbackRecord, CallbackSpec, CredentialStates, OutcomeSpec, RecordedRequest } from "./api.ts";
@@ -209,13 +210,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One POST of a recorded callback, exactly as first signed; the answer's status or the error. */
 export async function postCallback(record: Pick<CallbackRecord, "url" | "headers" | "body">): Promise<{ status?: number; error?: string }> {
-  try {
-    const res = await fetch(record.url, { method: "POST", headers: record.headers, body: record.body, signal: AbortSignal.timeout(10_000) });
-    await res.arrayBuffer();
-    return { status: res.status };
-  } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
-  }
+  // bounded as a provider bounds its webhook calls (dev/bounded-fetch.ts says why not AbortSignal.timeout alone)
+  const answer = await boundedFetch(record.url, { method: "POST", headers: record.headers, body: record.body }, 10_000);
+  return answer.status === 0 ? { error: answer.error } : { status: answer.status };
 }
 
 /**

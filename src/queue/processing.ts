@@ -58,6 +58,11 @@ export interface Outcome {
   delaySeconds?: number;
   /** what the call said about the provider as a whole, for the circuit breaker */
   evidence: Evidence;
+  /**
+   * The id of this outcome's attempt event, fixed when the outcome is decided (and journaled with
+   * it), so that recording it again after a commit whose answer was lost changes nothing.
+   */
+  recordId?: string;
 }
 
 export interface BatchResult {
@@ -255,6 +260,7 @@ export function decide(config: Config, a: Attempted, providerDown: boolean, resu
     durationMs: a.endedAt - a.startedAt,
     providerName: provider.name,
     evidence: evidenceOf(a.error, message.id),
+    recordId: uuidv7(),
   };
   if (a.result) return { ...base, status: "sent", counted: true, ...a.result };
   if (!a.error) {
@@ -333,7 +339,7 @@ function eventsFor(o: Outcome) {
   if (o.status !== "sent") Object.assign(attemptData, { error_class: o.errorClass, error_code: o.errorCode, error_message: o.errorMessage });
   if (o.notSent) attemptData.provider_called = false;
   if (!o.counted) attemptData.counted = false;
-  events.push({ id: uuidv7(), type: "attempt", data: attemptData });
+  events.push({ id: o.recordId ?? uuidv7(), type: "attempt", data: attemptData });
   events.push({ id: uuidv7(), type: "status_changed", data: { from: "sending", to: o.status, source: "worker" } });
   if (o.status === "retry") {
     events.push({ id: uuidv7(), type: "retry_scheduled", data: { attempt: o.attempt, delay_seconds: Math.round(o.delaySeconds! * 1000) / 1000, due_at: new Date(o.dueAt!).toISOString() } });
@@ -348,6 +354,7 @@ function outcomeInput(o: Outcome) {
   const failedish = o.status !== "sent";
   return {
     id: o.id,
+    record_id: o.recordId ?? null,
     claim_seq: o.claimSeq,
     counted: o.counted,
     status: o.status,
@@ -366,17 +373,22 @@ function outcomeInput(o: Outcome) {
  * Records outcomes in one statement. The claim's `claim_seq` fences it: a row someone else has
  * since claimed again is left alone. A status a provider callback already moved forward (sent →
  * delivered before we recorded) is kept. A provider id is never written onto a second message:
- * when another message already holds it, this one keeps none and its timeline says why.
+ * when another message already holds it, this one keeps none and its timeline says why. An outcome
+ * recorded before (the journal replays it after a commit whose answer was lost) is reported
+ * recorded and changes nothing.
  */
 async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<string>> {
   const rows = await db.run<Row>(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(outcomes.map(outcomeInput))}::jsonb)
-        as x(id uuid, claim_seq int, counted boolean, status text, provider_message_id text, error_class text, error_code text,
+        as x(id uuid, record_id uuid, claim_seq int, counted boolean, status text, provider_message_id text, error_class text, error_code text,
              error_message text, ambiguous boolean, "window" jsonb, next_attempt_at timestamptz, events jsonb)),
     -- the status before this statement, read under the row lock: a webhook only for a real change
     locked as (
       select m.id, m.status as previous_status from messages m join input i on i.id = m.id for update of m),
+    -- recorded before: this outcome's attempt event exists (the commit landed, its answer was lost)
+    done as (
+      select i.id from input i join message_events e on e.id = i.record_id),
     taken as (
       select i.id from input i
         join messages self on self.id = i.id
@@ -395,7 +407,7 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
         ambiguous_windows = case when i."window" is null then m.ambiguous_windows else m.ambiguous_windows || jsonb_build_array(i."window") end,
         updated_at = now()
       from input i join locked l on l.id = i.id
-      where m.id = i.id and m.claim_seq = i.claim_seq
+      where m.id = i.id and m.claim_seq = i.claim_seq and i.id not in (select id from done)
         -- canceled is final: a late record of an older claim leaves it alone
         and m.status <> 'canceled'
       returning m.id, m.type, m.status, m.attempts, l.previous_status, to_jsonb(m.*) as row),
@@ -421,7 +433,9 @@ async function recordStatement(db: Database, outcomes: Outcome[]): Promise<Set<s
         from input i join upd on upd.id = i.id where i.status = 'failed' and upd.status = 'failed'
       on conflict (message_id) do update set attempts = excluded.attempts, error_class = excluded.error_class,
         error_code = excluded.error_code, error_message = excluded.error_message, dead_lettered_at = now())
-    select id, status, (select webhooks from hooks) as webhooks from upd`);
+    select id, status, (select webhooks from hooks) as webhooks from upd
+    union all
+    select id, null as status, null as webhooks from done`);
   for (const row of rows) {
     const o = outcomes.find((x) => x.id === row.id);
     // A status a callback had already moved forward is kept: only real changes are counted.
@@ -517,5 +531,6 @@ export function interruptedOutcome(config: Config, type: Channel, claim: { id: s
     window: { startedAt: claimedAt, endedAt: now },
     ...(policyFails ? {} : { dueAt: now + delaySeconds * 1000, delaySeconds }),
     evidence: { kind: "neutral" },
+    recordId: uuidv7(),
   };
 }

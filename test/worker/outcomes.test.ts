@@ -20,11 +20,11 @@ async function claimed() {
 }
 
 function sent(m: { id: string; claimSeq: number; attempt: number }, sid: string): Outcome {
-  return { id: m.id, type: "sms", status: "sent", claimSeq: m.claimSeq, attempt: m.attempt, counted: true, durationMs: 5, providerName: "twilio", providerMessageId: sid, providerStatus: "queued", evidence: { kind: "alive" } };
+  return { id: m.id, type: "sms", status: "sent", claimSeq: m.claimSeq, attempt: m.attempt, counted: true, durationMs: 5, providerName: "twilio", providerMessageId: sid, providerStatus: "queued", evidence: { kind: "alive" }, recordId: crypto.randomUUID() };
 }
 
 function failed(m: { id: string; claimSeq: number; attempt: number }, errorClass = "permanent"): Outcome {
-  return { id: m.id, type: "sms", status: "failed", claimSeq: m.claimSeq, attempt: m.attempt, counted: true, durationMs: 5, providerName: "twilio", errorClass: errorClass as Outcome["errorClass"], errorCode: "21211", errorMessage: "Invalid 'To' Phone Number", evidence: { kind: "alive" } };
+  return { id: m.id, type: "sms", status: "failed", claimSeq: m.claimSeq, attempt: m.attempt, counted: true, durationMs: 5, providerName: "twilio", errorClass: errorClass as Outcome["errorClass"], errorCode: "21211", errorMessage: "Invalid 'To' Phone Number", evidence: { kind: "alive" }, recordId: crypto.randomUUID() };
 }
 
 const sid = () => `SM${crypto.randomUUID().replace(/-/g, "")}`;
@@ -63,6 +63,23 @@ describe("recording outcomes", () => {
     expect([...recorded].sort()).toEqual([a.id, b.id].sort());
     const holders = await sql<{ id: string }>("select id from messages where provider_message_id = $1", [shared]);
     expect(holders).toHaveLength(1);
+  });
+
+  // Found by npm run chaos: Postgres crashed after the outcome's commit but before its answer; the
+  // worker's journal recorded the same outcome again, and the message's timeline showed two
+  // attempts and two moves to failed for one provider call.
+  it("recording the same outcome again (its commit's answer was lost) changes nothing and still reports it recorded", async () => {
+    const [a, b] = [await claimed(), await claimed()];
+    const outcomes: Outcome[] = [failed(a), { ...failed(b, "transient"), status: "retry", counted: false, dueAt: Date.now() + 60_000, delaySeconds: 60 }];
+    const first = await recordOutcomes(db(), outcomes);
+    const again = await recordOutcomes(db(), outcomes);
+    expect([...again.recorded].sort()).toEqual([...first.recorded].sort());
+    expect([...again.recorded].sort()).toEqual([a.id, b.id].sort());
+    for (const m of [a, b]) {
+      const events = await sql<{ type: string }>("select type from message_events where message_id = $1 and type in ('attempt', 'status_changed', 'dead_lettered', 'retry_scheduled') order by created_at", [m.id]);
+      expect(events.filter((e) => e.type === "attempt")).toHaveLength(1);
+      expect(events.filter((e) => e.type === "status_changed")).toHaveLength(2); // pending → sending, sending → outcome
+    }
   });
 
   it("does not dead-letter a message a callback already delivered, though the worker's outcome says failed", async () => {
