@@ -34,6 +34,18 @@ const EXPECTED: Record<string, Scope> = {
   "GET /api/v1/webhooks/status/{provider}": "ops",
   "GET /api/v1/ops/timeseries": "ops",
   "GET /api/v1/ops/failures": "ops",
+  "DELETE /api/v1/suppressions/{address}": "ops",
+  "DELETE /api/v1/webhook-endpoints/{endpoint_id}": "ops",
+  "GET /api/v1/messages/{message_id}/attachments/{n}": "read",
+  "GET /api/v1/suppressions": "ops",
+  "GET /api/v1/webhook-endpoints": "ops",
+  "GET /api/v1/webhook-endpoints/{endpoint_id}": "ops",
+  "GET /api/v1/webhook-events": "ops",
+  "PATCH /api/v1/webhook-endpoints/{endpoint_id}": "ops",
+  "POST /api/v1/messages/{message_id}/cancel": "send",
+  "POST /api/v1/webhook-endpoints": "ops",
+  "POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": "ops",
+  "POST /api/v1/webhook-events/{event_id}/redeliver": "ops",
 };
 
 /** What a key of each scope may do besides its own scope. */

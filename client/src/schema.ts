@@ -135,6 +135,8 @@ export interface paths {
         /**
          * Send an SMS, MMS or email
          * @description Stores the message as `pending` in its conversation and queues it (one Postgres statement, one Redis command); the worker sends it. With `send_at` it is stored `scheduled` and sent at that time (it can be canceled until then). With SYNC_MESSAGE_PROCESSING the provider is called before answering and the message comes back `sent`, `retry` or `failed`.
+         *
+         *     Needs an API key with the `send` scope.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -150,7 +152,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List messages, newest first */
+        /**
+         * List messages, newest first
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["listMessages"];
         put?: never;
         post?: never;
@@ -167,7 +172,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a message */
+        /**
+         * Get a message
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["getMessage"];
         put?: never;
         post?: never;
@@ -184,7 +192,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A message's timeline, oldest first */
+        /**
+         * A message's timeline, oldest first
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["listMessageEvents"];
         put?: never;
         post?: never;
@@ -210,6 +221,8 @@ export interface paths {
         /**
          * Move a message's status forward
          * @description Statuses only move forward (pending → queued → sending → sent → delivered, or to a failure); the same status again changes only metadata. A message moved to `retry` is due at once and goes back on its queue.
+         *
+         *     Needs an API key with the `ops` scope.
          */
         patch: operations["updateMessageStatus"];
         trace?: never;
@@ -226,6 +239,8 @@ export interface paths {
         /**
          * Cancel a message not yet sent
          * @description Moves a `scheduled`, `pending`, `queued` or `retry` message the worker has not claimed to `canceled`, which is final: it is never sent, even if its queue entry or schedule fires later. `canceled` is recorded on its timeline. No request body.
+         *
+         *     Needs an API key with the `send` scope.
          */
         post: operations["cancelMessage"];
         delete?: never;
@@ -246,6 +261,8 @@ export interface paths {
         /**
          * Send a failed message again
          * @description Back to `pending` with attempts and error cleared, and queued (or sent inline in sync mode). No request body.
+         *
+         *     Needs an API key with the `send` scope.
          */
         post: operations["retryMessage"];
         delete?: never;
@@ -261,10 +278,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List conversations, most recently active first */
+        /**
+         * List conversations, most recently active first
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["listConversations"];
         put?: never;
-        /** Create a conversation, or find the pair's direct one */
+        /**
+         * Create a conversation, or find the pair's direct one
+         * @description Needs an API key with the `send` scope.
+         */
         post: operations["createConversation"];
         delete?: never;
         options?: never;
@@ -281,7 +304,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Search conversations by participant, title or message text */
+        /**
+         * Search conversations by participant, title or message text
+         * @description Needs an API key with the `read` scope.
+         */
         post: operations["searchConversations"];
         delete?: never;
         options?: never;
@@ -296,15 +322,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a conversation */
+        /**
+         * Get a conversation
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["getConversation"];
         put?: never;
         post?: never;
-        /** Close a conversation, or delete it with its messages */
+        /**
+         * Close a conversation, or delete it with its messages
+         * @description Needs an API key with the `send` scope.
+         */
         delete: operations["deleteConversation"];
         options?: never;
         head?: never;
-        /** Change a conversation's title, status or metadata */
+        /**
+         * Change a conversation's title, status or metadata
+         * @description Needs an API key with the `send` scope.
+         */
         patch: operations["updateConversation"];
         trace?: never;
     };
@@ -317,7 +352,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark a conversation's inbound messages read */
+        /**
+         * Mark a conversation's inbound messages read
+         * @description Needs an API key with the `send` scope.
+         */
         post: operations["markConversationRead"];
         delete?: never;
         options?: never;
@@ -334,7 +372,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Legacy: send an SMS or MMS */
+        /**
+         * Legacy: send an SMS or MMS
+         * @description Needs an API key with the `send` scope.
+         */
         post: operations["legacySendSms"];
         delete?: never;
         options?: never;
@@ -351,7 +392,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Legacy: send an email */
+        /**
+         * Legacy: send an email
+         * @description Needs an API key with the `send` scope.
+         */
         post: operations["legacySendEmail"];
         delete?: never;
         options?: never;
@@ -366,7 +410,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Legacy: list conversations */
+        /**
+         * Legacy: list conversations
+         * @description Needs an API key with the `read` scope.
+         */
         get: operations["legacyListConversations"];
         put?: never;
         post?: never;
@@ -386,6 +433,8 @@ export interface paths {
         /**
          * Legacy: a conversation's messages
          * @description The one exception to the UUID rule: an unknown or malformed id is an empty list, not a 404 or 422.
+         *
+         *     Needs an API key with the `read` scope.
          */
         get: operations["legacyListConversationMessages"];
         put?: never;
@@ -403,7 +452,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Queue depth, pending entries, retries, dead letters and worker health per message type */
+        /**
+         * Queue depth, pending entries, retries, dead letters and worker health per message type
+         * @description Needs an API key with the `ops` scope.
+         */
         get: operations["getQueueStats"];
         put?: never;
         post?: never;
@@ -420,10 +472,35 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List dead letters, newest first */
+        /**
+         * List dead letters, newest first
+         * @description Needs an API key with the `ops` scope.
+         */
         get: operations["listDeadLetters"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/queue/dead-letters/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send every dead letter of an error code again
+         * @description Redrives up to `limit` dead letters with this error code, oldest first, one after another while the request's deadline allows; `remaining` says how many are left, so call again until it is 0. Each is redriven as by its own redrive route.
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        post: operations["redriveDeadLettersByCode"];
         delete?: never;
         options?: never;
         head?: never;
@@ -442,8 +519,120 @@ export interface paths {
         /**
          * Send a dead-lettered message again
          * @description Removes the dead letter and puts the message back to `pending`, queued (or sent inline in sync mode). No request body.
+         *
+         *     Needs an API key with the `ops` scope.
          */
         post: operations["redriveDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/timeseries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Throughput and latency per minute
+         * @description Per minute of the window: outbound messages created, sent and failed (by their creation minute), inbound received, and the p50/p95 time from creation to `sent`. One statement over an index, reading at most 50,000 messages (`truncated` when it had to stop).
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        get: operations["getTimeseries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/failures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recent failures grouped by error code
+         * @description Messages that failed in the window, grouped by provider error code (the latest message and class of each), with each code's current dead letters; most frequent first, at most 100 codes. Reads at most 50,000 failures (`truncated` when it had to stop).
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        get: operations["getFailuresByCode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/suppressions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List suppressed recipients: SMS opt-outs and email suppressions, newest first
+         * @description A send to a suppressed recipient is accepted and then fails at once in the worker, without a provider call: status `failed`, error `21610` (SMS opt-out) or `recipient_suppressed` (email; any of to, cc and bcc).
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        get: operations["listSuppressions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/suppressions/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Lift the suppression of an address
+         * @description Removes the address's email suppression, or its SMS opt-outs from every sender (the recipient texting START lifts one too). Sends already failed stay failed; `POST /api/v1/messages/{message_id}/retry` sends one again.
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        delete: operations["deleteSuppression"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/messages/{message_id}/attachments/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an inbound message's attachment (email attachment or MMS media) kept in R2
+         * @description The `n`th entry (from 0) of an inbound message's `attachments`. Email attachments are stored when the email arrives; MMS media is copied from Twilio by a worker that retries failed fetches (each try is a `media_fetch` event on the message's timeline), and answers 409 until it is copied.
+         *
+         *     Needs an API key with the `read` scope.
+         */
+        get: operations["getMessageAttachment"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -511,7 +700,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A provider's webhook configuration and 24-hour delivery statistics */
+        /**
+         * A provider's webhook configuration and 24-hour delivery statistics
+         * @description Needs an API key with the `ops` scope.
+         */
         get: operations["getWebhookStatus"];
         put?: never;
         post?: never;
@@ -549,6 +741,120 @@ export interface paths {
         put?: never;
         /** Legacy: SendGrid webhook */
         post: operations["legacySendgridWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints, newest first
+         * @description Needs an API key with the `ops` scope.
+         */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register a webhook endpoint; its signing secret is shown once
+         * @description Status webhooks follow the Standard Webhooks specification: `POST` with `webhook-id` (the same on every retry of an event), `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` + base64 HMAC-SHA256, keyed with the base64-decoded part of the secret, of `{webhook-id}.{webhook-timestamp}.{body}`). The body is `{type, timestamp, data}`, `data` being the message as the API returns it plus `sequence`, which grows with each event of a message. Any 2xx answer within 10 s is a delivery; otherwise the event is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (WEBHOOK_RETRY_SCHEDULE), then given up.
+         *
+         *     Needs an API key with the `ops` scope.
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description Needs an API key with the `ops` scope.
+         */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an endpoint and its undelivered events
+         * @description Needs an API key with the `ops` scope.
+         */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an endpoint's URL, events or description; enable or disable it
+         * @description Needs an API key with the `ops` scope.
+         */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace an endpoint's signing secret; the new one is shown once
+         * @description Needs an API key with the `ops` scope.
+         */
+        post: operations["rotateWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List status webhook events (per target), newest first
+         * @description Needs an API key with the `ops` scope.
+         */
+        get: operations["listWebhookEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-events/{event_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send an event again, with a fresh retry schedule
+         * @description Needs an API key with the `ops` scope.
+         */
+        post: operations["redeliverWebhookEvent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -738,6 +1044,19 @@ export interface components {
             }[] | {
                 [key: string]: unknown;
             } | null;
+        };
+        InsufficientScopeError: {
+            /**
+             * @description A stable code: validation_error, not_found, conflict, rate_limited, ...
+             * @example not_found
+             */
+            error: string;
+            /** @description For people; for a validation error, the first issue's message. */
+            message: string;
+            details: {
+                /** @enum {string} */
+                required_scope: "send" | "read" | "ops" | "admin";
+            };
         };
         /**
          * @example {
@@ -1094,7 +1413,13 @@ export interface components {
          *       "metadata": {},
          *       "attempts": 0,
          *       "error": null,
-         *       "segments": 1
+         *       "segments": 1,
+         *       "subject": null,
+         *       "html": null,
+         *       "from_name": null,
+         *       "reply_to": null,
+         *       "cc": [],
+         *       "bcc": []
          *     }
          */
         Message: {
@@ -1164,6 +1489,15 @@ export interface components {
             } | null;
             /** @description SMS segments of the body; null for MMS and email. */
             segments: number | null;
+            /** @description Email: the subject (`metadata.subject` for messages sent without one). */
+            subject: string | null;
+            /** @description Email: the HTML part; `body` is then the plain-text part. */
+            html: string | null;
+            /** @description Email: the sender's display name; `from` is the address. */
+            from_name: string | null;
+            reply_to: string | null;
+            cc: string[];
+            bcc: string[];
         };
         SendMessageRequest: components["schemas"]["SendSmsRequest"] | components["schemas"]["SendMmsRequest"] | components["schemas"]["SendEmailRequest"];
         /**
@@ -1223,6 +1557,12 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             send_at?: string | null;
+            /**
+             * Format: uri
+             * @description Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. Outside development: https to a public host name.
+             * @example https://example.com/hooks/message-status
+             */
+            status_callback?: string | null;
         };
         /**
          * @example {
@@ -1284,16 +1624,25 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             send_at?: string | null;
+            /**
+             * Format: uri
+             * @description Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. Outside development: https to a public host name.
+             * @example https://example.com/hooks/message-status
+             */
+            status_callback?: string | null;
         };
         /**
          * @example {
          *       "type": "email",
-         *       "from": "sender@example.com",
+         *       "from": "Ann Example <ann@example.com>",
          *       "to": "recipient@example.com",
-         *       "body": "<p>Hello</p>",
-         *       "metadata": {
-         *         "subject": "Welcome"
-         *       }
+         *       "subject": "Welcome",
+         *       "body": "Hello",
+         *       "html": "<p>Hello</p>",
+         *       "reply_to": "support@example.com",
+         *       "cc": [
+         *         "cc@example.com"
+         *       ]
          *     }
          */
         SendEmailRequest: {
@@ -1308,12 +1657,12 @@ export interface components {
              */
             to: string;
             /**
-             * @description An email address; its domain is lower-cased.
-             * @example sender@example.com
+             * @description The sender's address, optionally with a display name (`Ann Example <ann@example.com>`). Stored and shown as `from` (the address) and `from_name`.
+             * @example Ann Example <ann@example.com>
              */
             from: string;
             /**
-             * @description HTML or text, at most 102400 bytes in UTF-8.
+             * @description At most 102400 bytes in UTF-8. With `html`, the plain-text part; without it, HTML or text (a body with an HTML tag goes as text/html).
              * @example <p>Hello</p>
              */
             body?: string | null;
@@ -1345,6 +1694,41 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             send_at?: string | null;
+            /**
+             * Format: uri
+             * @description Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. Outside development: https to a public host name.
+             * @example https://example.com/hooks/message-status
+             */
+            status_callback?: string | null;
+            /**
+             * @description The email's subject, at most 998 characters on one line. Without it, `metadata.subject` (older clients), else SENDGRID_DEFAULT_SUBJECT.
+             * @example Welcome
+             */
+            subject?: string | null;
+            /**
+             * @description The HTML part, at most 102400 bytes in UTF-8. With it, `body` is the plain-text part.
+             * @example <p>Hello</p>
+             */
+            html?: string | null;
+            /**
+             * @description Where replies go: one address.
+             * @example support@example.com
+             */
+            reply_to?: string | null;
+            /**
+             * @description Addresses that receive a copy. `to`, `cc` and `bcc` together: at most 50 addresses, each once.
+             * @example [
+             *       "cc@example.com"
+             *     ]
+             */
+            cc?: string[] | null;
+            /**
+             * @description Addresses that receive a copy, unseen by the others. `to`, `cc` and `bcc` together: at most 50 addresses, each once.
+             * @example [
+             *       "bcc@example.com"
+             *     ]
+             */
+            bcc?: string[] | null;
         };
         /**
          * @example {
@@ -1370,7 +1754,13 @@ export interface components {
          *           "metadata": {},
          *           "attempts": 0,
          *           "error": null,
-         *           "segments": 1
+         *           "segments": 1,
+         *           "subject": null,
+         *           "html": null,
+         *           "from_name": null,
+         *           "reply_to": null,
+         *           "cc": [],
+         *           "bcc": []
          *         }
          *       ],
          *       "total": 1,
@@ -1749,6 +2139,12 @@ export interface components {
              */
             send_at?: string | null;
             /**
+             * Format: uri
+             * @description Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. Outside development: https to a public host name.
+             * @example https://example.com/hooks/message-status
+             */
+            status_callback?: string | null;
+            /**
              * @description Stored in the message's metadata as `timestamp`; a value that is not a string is ignored.
              * @example 2024-11-01T14:00:00Z
              */
@@ -1774,7 +2170,7 @@ export interface components {
              */
             from: string;
             /**
-             * @description HTML or text, at most 102400 bytes in UTF-8.
+             * @description At most 102400 bytes in UTF-8. With `html`, the plain-text part; without it, HTML or text (a body with an HTML tag goes as text/html).
              * @example <p>Hello</p>
              */
             body?: string | null;
@@ -1806,6 +2202,12 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             send_at?: string | null;
+            /**
+             * Format: uri
+             * @description Like Twilio's StatusCallback: this message's status webhooks (message.sent, message.delivered, message.undelivered, message.failed, message.canceled) are POSTed here too, signed with the service's WEBHOOK_SIGNING_SECRET per the Standard Webhooks specification. Outside development: https to a public host name.
+             * @example https://example.com/hooks/message-status
+             */
+            status_callback?: string | null;
             /**
              * @description Stored in the message's metadata as `timestamp`; a value that is not a string is ignored.
              * @example 2024-11-01T14:00:00Z
@@ -2164,6 +2566,209 @@ export interface components {
         };
         /**
          * @example {
+         *       "code": "21211",
+         *       "redriven": [
+         *         "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f"
+         *       ],
+         *       "remaining": 0
+         *     }
+         */
+        RedriveByCodeResult: {
+            code: string;
+            /** @description The messages put back to pending, queued (or sent inline in sync mode). */
+            redriven: string[];
+            /** @description Dead letters of the code still there (beyond the limit, or left when the deadline came). */
+            remaining: number;
+        };
+        RedriveByCode: {
+            /**
+             * @description The error code of the dead letters to redrive; empty for those without one.
+             * @example 21211
+             */
+            code: string;
+            /**
+             * @description Only dead letters of this message type.
+             * @enum {string}
+             */
+            type?: "sms" | "mms" | "email";
+            /**
+             * @description At most this many in one call (1-200); call again while `remaining` > 0.
+             * @default 100
+             */
+            limit: number;
+        };
+        /**
+         * @example {
+         *       "generated_at": "2025-01-15T10:30:00.123Z",
+         *       "minutes": 60,
+         *       "points": [
+         *         {
+         *           "minute": "2025-01-15T10:30:00.123Z",
+         *           "created": 42,
+         *           "sent": 41,
+         *           "failed": 1,
+         *           "inbound": 3,
+         *           "latency_p50_ms": 180,
+         *           "latency_p95_ms": 950
+         *         }
+         *       ],
+         *       "truncated": false
+         *     }
+         */
+        Timeseries: {
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            generated_at: string;
+            minutes: number;
+            points: {
+                /**
+                 * Format: date-time
+                 * @example 2025-01-15T10:30:00.123Z
+                 */
+                minute: string;
+                created: number;
+                sent: number;
+                failed: number;
+                inbound: number;
+                /** @description Median time from creation to sent of the minute's messages; null if none was sent. */
+                latency_p50_ms: number | null;
+                latency_p95_ms: number | null;
+            }[];
+            /** @description The row cap was reached: the oldest minutes are undercounted. */
+            truncated: boolean;
+        };
+        /**
+         * @example {
+         *       "generated_at": "2025-01-15T10:30:00.123Z",
+         *       "minutes": 60,
+         *       "codes": [
+         *         {
+         *           "code": "21211",
+         *           "failures": 3,
+         *           "dead_letters": 3,
+         *           "error_class": "permanent",
+         *           "message": "Invalid 'To' Phone Number",
+         *           "types": [
+         *             "sms"
+         *           ],
+         *           "last_failed_at": "2025-01-15T10:30:00.123Z"
+         *         }
+         *       ],
+         *       "truncated": false
+         *     }
+         */
+        FailureGroups: {
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            generated_at: string;
+            minutes: number;
+            codes: {
+                /**
+                 * @description The provider's error code; empty when it gave none.
+                 * @example 21211
+                 */
+                code: string;
+                failures: number;
+                dead_letters: number;
+                /** @example permanent */
+                error_class: string | null;
+                /** @example Invalid 'To' Phone Number */
+                message: string | null;
+                types: ("sms" | "mms" | "email")[];
+                /**
+                 * Format: date-time
+                 * @example 2025-01-15T10:30:00.123Z
+                 */
+                last_failed_at: string | null;
+            }[];
+            truncated: boolean;
+        };
+        /**
+         * @example {
+         *       "suppressions": [
+         *         {
+         *           "address": "ann@example.com",
+         *           "channel": "email",
+         *           "reason": "bounce",
+         *           "sender": null,
+         *           "detail": "550 5.1.1 The email account that you tried to reach does not exist.",
+         *           "message_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+         *           "created_at": "2025-01-15T10:30:00.123Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "limit": 50,
+         *       "offset": 0
+         *     }
+         */
+        SuppressionList: {
+            suppressions: components["schemas"]["Suppression"][];
+            total: number;
+            limit: number;
+            offset: number;
+        };
+        /**
+         * @example {
+         *       "address": "ann@example.com",
+         *       "channel": "email",
+         *       "reason": "bounce",
+         *       "sender": null,
+         *       "detail": "550 5.1.1 The email account that you tried to reach does not exist.",
+         *       "message_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+         *       "created_at": "2025-01-15T10:30:00.123Z"
+         *     }
+         */
+        Suppression: {
+            /** @description The suppressed recipient: E.164 for SMS/MMS, the lower-cased email address for email. */
+            address: string;
+            /**
+             * @description `sms` covers SMS and MMS.
+             * @enum {string}
+             */
+            channel: "sms" | "email";
+            /**
+             * @description SMS: the opt-out keyword the recipient sent (STOP, UNSUBSCRIBE, ...). Email: SendGrid's event: bounce, dropped, spamreport, unsubscribe or group_unsubscribe.
+             * @example bounce
+             */
+            reason: string;
+            /** @description SMS: our number the recipient opted out of (other numbers may still text them). Email: null, every sender is suppressed. */
+            sender: string | null;
+            /** @description Email: SendGrid's reason or status, when it gave one. */
+            detail: string | null;
+            /**
+             * Format: uuid
+             * @description The message that carried the keyword, or whose event suppressed the address.
+             */
+            message_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
+         * @example {
+         *       "address": "ann@example.com",
+         *       "removed": [
+         *         {
+         *           "address": "ann@example.com",
+         *           "channel": "email",
+         *           "reason": "bounce",
+         *           "sender": null,
+         *           "detail": "550 5.1.1 The email account that you tried to reach does not exist.",
+         *           "message_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+         *           "created_at": "2025-01-15T10:30:00.123Z"
+         *         }
+         *       ]
+         *     }
+         */
+        SuppressionLifted: {
+            address: string;
+            removed: components["schemas"]["Suppression"][];
+        };
+        /**
+         * @example {
          *       "status": "ok",
          *       "result": {
          *         "status": "success",
@@ -2243,6 +2848,307 @@ export interface components {
             /** @enum {string} */
             message: "Webhook processed";
         };
+        /**
+         * @example {
+         *       "id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+         *       "url": "https://example.com/hooks/messages",
+         *       "description": null,
+         *       "events": [
+         *         "message.delivered",
+         *         "message.failed"
+         *       ],
+         *       "enabled": true,
+         *       "disabled_at": null,
+         *       "disabled_reason": null,
+         *       "failing_since": null,
+         *       "created_at": "2025-01-15T10:30:00.123Z",
+         *       "updated_at": "2025-01-15T10:30:00.123Z",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwKb6LKKcqdfc="
+         *     }
+         */
+        WebhookEndpointWithSecret: {
+            /**
+             * Format: uuid
+             * @example 0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60
+             */
+            id: string;
+            url: string;
+            description: string | null;
+            events: ("message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received")[];
+            /** @description false once disabled: by the API, or after failing without a success for WEBHOOK_DISABLE_AFTER_SECONDS. */
+            enabled: boolean;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            disabled_at: string | null;
+            disabled_reason: string | null;
+            /**
+             * Format: date-time
+             * @description The first failed attempt since the last success, if failing.
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            updated_at: string;
+            /**
+             * @description `whsec_` + base64 of 32 random bytes: the Standard Webhooks signing secret. Shown only here; keep it.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        /**
+         * @example {
+         *       "url": "https://example.com/hooks/messages",
+         *       "events": [
+         *         "message.delivered",
+         *         "message.failed"
+         *       ]
+         *     }
+         */
+        WebhookEndpointCreate: {
+            /**
+             * Format: uri
+             * @description Where to POST. Outside development: https to a public host name (no localhost, no private or link-local IP literal).
+             * @example https://example.com/hooks/messages
+             */
+            url: string;
+            /**
+             * @description The event types to receive; absent, null or empty: every type.
+             * @example [
+             *       "message.delivered",
+             *       "message.failed"
+             *     ]
+             */
+            events?: ("message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received")[] | null;
+            /**
+             * @description For people; at most 500 characters.
+             * @example Order service
+             */
+            description?: string | null;
+        };
+        /**
+         * @example {
+         *       "endpoints": [
+         *         {
+         *           "id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+         *           "url": "https://example.com/hooks/messages",
+         *           "description": null,
+         *           "events": [
+         *             "message.delivered",
+         *             "message.failed"
+         *           ],
+         *           "enabled": true,
+         *           "disabled_at": null,
+         *           "disabled_reason": null,
+         *           "failing_since": null,
+         *           "created_at": "2025-01-15T10:30:00.123Z",
+         *           "updated_at": "2025-01-15T10:30:00.123Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "limit": 50,
+         *       "offset": 0
+         *     }
+         */
+        WebhookEndpointList: {
+            endpoints: components["schemas"]["WebhookEndpoint"][];
+            total: number;
+            limit: number;
+            offset: number;
+        };
+        /**
+         * @example {
+         *       "id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+         *       "url": "https://example.com/hooks/messages",
+         *       "description": null,
+         *       "events": [
+         *         "message.delivered",
+         *         "message.failed"
+         *       ],
+         *       "enabled": true,
+         *       "disabled_at": null,
+         *       "disabled_reason": null,
+         *       "failing_since": null,
+         *       "created_at": "2025-01-15T10:30:00.123Z",
+         *       "updated_at": "2025-01-15T10:30:00.123Z"
+         *     }
+         */
+        WebhookEndpoint: {
+            /**
+             * Format: uuid
+             * @example 0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60
+             */
+            id: string;
+            url: string;
+            description: string | null;
+            events: ("message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received")[];
+            /** @description false once disabled: by the API, or after failing without a success for WEBHOOK_DISABLE_AFTER_SECONDS. */
+            enabled: boolean;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            disabled_at: string | null;
+            disabled_reason: string | null;
+            /**
+             * Format: date-time
+             * @description The first failed attempt since the last success, if failing.
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            updated_at: string;
+        };
+        /**
+         * @example {
+         *       "enabled": true
+         *     }
+         */
+        WebhookEndpointPatch: {
+            /**
+             * Format: uri
+             * @description Where to POST. Outside development: https to a public host name (no localhost, no private or link-local IP literal).
+             * @example https://example.com/hooks/messages
+             */
+            url?: string;
+            /**
+             * @description The event types to receive; absent, null or empty: every type.
+             * @example [
+             *       "message.delivered",
+             *       "message.failed"
+             *     ]
+             */
+            events?: ("message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received")[] | null;
+            /**
+             * @description For people; at most 500 characters.
+             * @example Order service
+             */
+            description?: string | null;
+            /** @description true re-enables a disabled endpoint (its failing streak starts afresh); false disables it. */
+            enabled?: boolean;
+        };
+        /**
+         * @example {
+         *       "events": [
+         *         {
+         *           "id": "5f0c6a2e-9b7d-4c1e-8f3a-2d4b6c8e0a12",
+         *           "type": "message.delivered",
+         *           "message_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+         *           "endpoint_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+         *           "url": "https://example.com/hooks/messages",
+         *           "sequence": 42,
+         *           "status": "delivered",
+         *           "attempts": 2,
+         *           "next_attempt_at": null,
+         *           "last_attempt_at": "2025-01-15T10:30:00.123Z",
+         *           "last_status_code": 200,
+         *           "last_error": null,
+         *           "last_response": "{\"ok\":true}",
+         *           "delivered_at": "2025-01-15T10:30:00.123Z",
+         *           "created_at": "2025-01-15T10:30:00.123Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "limit": 50,
+         *       "offset": 0
+         *     }
+         */
+        WebhookEventList: {
+            events: components["schemas"]["WebhookEvent"][];
+            total: number;
+            limit: number;
+            offset: number;
+        };
+        /**
+         * @example {
+         *       "id": "5f0c6a2e-9b7d-4c1e-8f3a-2d4b6c8e0a12",
+         *       "type": "message.delivered",
+         *       "message_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e5f",
+         *       "endpoint_id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+         *       "url": "https://example.com/hooks/messages",
+         *       "sequence": 42,
+         *       "status": "delivered",
+         *       "attempts": 2,
+         *       "next_attempt_at": null,
+         *       "last_attempt_at": "2025-01-15T10:30:00.123Z",
+         *       "last_status_code": 200,
+         *       "last_error": null,
+         *       "last_response": "{\"ok\":true}",
+         *       "delivered_at": "2025-01-15T10:30:00.123Z",
+         *       "created_at": "2025-01-15T10:30:00.123Z"
+         *     }
+         */
+        WebhookEvent: {
+            /**
+             * Format: uuid
+             * @description The `webhook-id` header of every attempt of this event.
+             * @example 0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60
+             */
+            id: string;
+            /** @enum {string} */
+            type: "message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received";
+            /**
+             * Format: uuid
+             * @example 0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60
+             */
+            message_id: string;
+            /**
+             * Format: uuid
+             * @description null: the message's status_callback.
+             * @example 0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60
+             */
+            endpoint_id: string | null;
+            url: string | null;
+            /** @description `data.sequence` of the body: grows with each event of a message. */
+            sequence: number;
+            /**
+             * @description `failed`: given up after the retry schedule.
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+            attempts: number;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            next_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            last_attempt_at: string | null;
+            last_status_code: number | null;
+            last_error: string | null;
+            /** @description The first 256 bytes of the last answer, at most. */
+            last_response: string | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            delivered_at: string | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00.123Z
+             */
+            created_at: string;
+        };
     };
     responses: {
         /** @description No valid `Authorization: Bearer <key>` (outside development without API_KEYS, every protected route answers this). */
@@ -2261,6 +3167,25 @@ export interface components {
                  *     }
                  */
                 "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The API key is valid but lacks the scope this route needs; `details.required_scope` names it. */
+        InsufficientScope: {
+            headers: {
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "insufficient_scope",
+                 *       "message": "This API key lacks the ops scope",
+                 *       "details": {
+                 *         "required_scope": "ops"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["InsufficientScopeError"];
             };
         };
         /** @description The path exists but does not take this method; `Allow` lists those it takes. Answered before authentication. */
@@ -2687,13 +3612,20 @@ export interface operations {
                      *       "metadata": {},
                      *       "attempts": 0,
                      *       "error": null,
-                     *       "segments": 1
+                     *       "segments": 1,
+                     *       "subject": null,
+                     *       "html": null,
+                     *       "from_name": null,
+                     *       "reply_to": null,
+                     *       "cc": [],
+                     *       "bcc": []
                      *     }
                      */
                     "application/json": components["schemas"]["Message"];
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description The Idempotency-Key was used before with another body, or its first request is still being processed (then with `Retry-After: 1`). */
             409: {
@@ -2745,6 +3677,10 @@ export interface operations {
     listMessages: {
         parameters: {
             query?: {
+                /** @description Exact recipient address; phone numbers and emails are normalised as stored. */
+                to?: string;
+                /** @description Exact sender address; phone numbers and emails are normalised as stored. */
+                from?: string;
                 conversation_id?: string;
                 parent_id?: string;
                 status?: "pending" | "queued" | "sending" | "sent" | "delivered" | "undelivered" | "failed" | "retry" | "held" | "scheduled" | "canceled";
@@ -2779,6 +3715,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
@@ -2832,6 +3769,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No message has this id. */
             404: {
                 headers: {
@@ -2907,6 +3845,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No message has this id. */
             404: {
                 headers: {
@@ -2989,6 +3928,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No message has this id. */
             404: {
                 headers: {
@@ -3095,6 +4035,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No message has this id. */
             404: {
                 headers: {
@@ -3213,6 +4154,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No message has this id. */
             404: {
                 headers: {
@@ -3291,6 +4233,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
@@ -3364,6 +4307,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3427,6 +4371,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3485,6 +4430,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No conversation has this id. */
             404: {
                 headers: {
@@ -3556,6 +4502,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No conversation has this id. */
             404: {
                 headers: {
@@ -3638,6 +4585,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No conversation has this id. */
             404: {
                 headers: {
@@ -3710,6 +4658,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description No conversation has this id. */
             404: {
                 headers: {
@@ -3797,6 +4746,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description The Idempotency-Key was used before with another body, or its first request is still being processed (then with `Retry-After: 1`). */
             409: {
@@ -3885,6 +4835,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description The Idempotency-Key was used before with another body, or its first request is still being processed (then with `Retry-After: 1`). */
             409: {
@@ -3963,6 +4914,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
@@ -4022,6 +4974,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
@@ -4073,6 +5026,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -4108,7 +5062,71 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    redriveDeadLettersByCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "21211"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RedriveByCode"];
+            };
+        };
+        responses: {
+            /** @description What was redriven and what is left. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedriveByCodeResult"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
                 headers: {
@@ -4161,6 +5179,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             /** @description The message has no dead letter. */
             404: {
                 headers: {
@@ -4179,6 +5198,336 @@ export interface operations {
                 };
             };
             405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTimeseries: {
+        parameters: {
+            query?: {
+                /** @description The window, in minutes back from now (1-180). */
+                minutes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One point per minute, oldest first. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeseries"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getFailuresByCode: {
+        parameters: {
+            query?: {
+                /** @description The window, in minutes back from now (1-1440). */
+                minutes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The codes, most frequent first. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailureGroups"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSuppressions: {
+        parameters: {
+            query?: {
+                channel?: "sms" | "email";
+                /** @description Page size, 1-500. */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of suppressions and the total. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuppressionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteSuppression: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A phone number (E.164, URL-encoded `+` as `%2B` or literal) or an email address. */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was removed. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuppressionLifted"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description The address is not suppressed. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "No suppression for ann@example.com"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getMessageAttachment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes, with the type they were received with; `Content-Disposition: attachment` (never rendered inline). */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example (bytes) */
+                    "application/octet-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No message has this id, or it has no such attachment kept by the service. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Message not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description The MMS media is not copied yet (it is being fetched or retried), or fetching it failed for good: see the message's `media_fetch` events. */
+            409: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "attachment_not_available",
+                     *       "message": "Attachment 0 is not copied yet; see the message's media_fetch events"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
                 headers: {
@@ -4525,6 +5874,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
             422: {
@@ -4725,6 +6075,570 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1-100. */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints and the total. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointCreate"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, with its secret (shown only here and on rotation). */
+            201: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A field breaks its rules, or the URL may not receive webhooks here (outside development: not https, localhost, a private or link-local address). */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "body.url",
+                     *           "message": "URL must use https"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "URL must use https"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint (never its secret). */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0190a5c2-7b1e-7c3d-9f00-3a1b2c3d4e60",
+                     *       "url": "https://example.com/hooks/messages",
+                     *       "description": null,
+                     *       "events": [
+                     *         "message.delivered",
+                     *         "message.failed"
+                     *       ],
+                     *       "enabled": true,
+                     *       "disabled_at": null,
+                     *       "disabled_reason": null,
+                     *       "failing_since": null,
+                     *       "created_at": "2025-01-15T10:30:00.123Z",
+                     *       "updated_at": "2025-01-15T10:30:00.123Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No webhook endpoint has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Webhook endpoint not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. The messages' timelines keep the attempts made. */
+            204: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No webhook endpoint has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Webhook endpoint not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointPatch"];
+            };
+        };
+        responses: {
+            /** @description The updated endpoint. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No webhook endpoint has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Webhook endpoint not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A field breaks its rules, or the URL may not receive webhooks here (outside development: not https, localhost, a private or link-local address). */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "validation_error",
+                     *       "message": "URL must use https"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint with its new secret: every attempt from now on, retries included, is signed with it. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No webhook endpoint has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Webhook endpoint not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookEvents: {
+        parameters: {
+            query?: {
+                message_id?: string;
+                endpoint_id?: string;
+                status?: "pending" | "delivered" | "failed";
+                type?: "message.sent" | "message.delivered" | "message.undelivered" | "message.failed" | "message.canceled" | "message.received";
+                /** @description Page size, 1-100. */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events and the total. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEventList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    redeliverWebhookEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event, due now; the same webhook-id, so a receiver that already has it can drop it. */
+            202: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEvent"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            /** @description No webhook event has this id. */
+            404: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "not_found",
+                     *       "message": "Webhook event not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description The event's endpoint is disabled. */
+            409: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": null,
+                     *       "error": "endpoint_disabled",
+                     *       "message": "The event's endpoint is disabled; enable it first (PATCH enabled: true)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A request field breaks its schema's rules; `details` lists every issue in the request's field order. */
+            422: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "details": [
+                     *         {
+                     *           "path": "path.message_id",
+                     *           "message": "Invalid UUID"
+                     *         }
+                     *       ],
+                     *       "error": "validation_error",
+                     *       "message": "Invalid UUID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

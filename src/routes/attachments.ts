@@ -12,6 +12,7 @@ import { uuidValue } from "../validation/common";
 import { MESSAGE_NOT_FOUND } from "./messages";
 
 const AttachmentRoute = defineRoute({
+  scope: "read",
   method: "get",
   path: "/api/v1/messages/{message_id}/attachments/{n}",
   operationId: "getMessageAttachment",

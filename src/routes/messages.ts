@@ -192,6 +192,7 @@ const RetryRoute = defineRoute({
 });
 
 const CancelRoute = defineRoute({
+  scope: "send",
   method: "post",
   path: "/api/v1/messages/{message_id}/cancel",
   operationId: "cancelMessage",

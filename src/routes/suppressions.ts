@@ -38,6 +38,7 @@ const SuppressionList = z
   .openapi("SuppressionList", { example: { suppressions: [SUPPRESSION_EXAMPLE], total: 1, limit: 50, offset: 0 } });
 
 const ListRoute = defineRoute({
+  scope: "ops",
   method: "get",
   path: "/api/v1/suppressions",
   operationId: "listSuppressions",
@@ -50,6 +51,7 @@ const ListRoute = defineRoute({
 });
 
 const LiftRoute = defineRoute({
+  scope: "ops",
   method: "delete",
   path: "/api/v1/suppressions/{address}",
   operationId: "deleteSuppression",

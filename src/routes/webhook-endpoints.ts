@@ -36,6 +36,7 @@ const json = <T>(schema: T, description: string, example?: unknown) => ({
 });
 
 const CreateRoute = defineRoute({
+  scope: "ops",
   method: "post",
   path: "/api/v1/webhook-endpoints",
   operationId: "createWebhookEndpoint",
@@ -53,6 +54,7 @@ const CreateRoute = defineRoute({
 });
 
 const ListRoute = defineRoute({
+  scope: "ops",
   method: "get",
   path: "/api/v1/webhook-endpoints",
   operationId: "listWebhookEndpoints",
@@ -63,6 +65,7 @@ const ListRoute = defineRoute({
 });
 
 const GetRoute = defineRoute({
+  scope: "ops",
   method: "get",
   path: "/api/v1/webhook-endpoints/{endpoint_id}",
   operationId: "getWebhookEndpoint",
@@ -74,6 +77,7 @@ const GetRoute = defineRoute({
 });
 
 const PatchRoute = defineRoute({
+  scope: "ops",
   method: "patch",
   path: "/api/v1/webhook-endpoints/{endpoint_id}",
   operationId: "updateWebhookEndpoint",
@@ -85,6 +89,7 @@ const PatchRoute = defineRoute({
 });
 
 const DeleteRoute = defineRoute({
+  scope: "ops",
   method: "delete",
   path: "/api/v1/webhook-endpoints/{endpoint_id}",
   operationId: "deleteWebhookEndpoint",
@@ -96,6 +101,7 @@ const DeleteRoute = defineRoute({
 });
 
 const RotateRoute = defineRoute({
+  scope: "ops",
   method: "post",
   path: "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
   operationId: "rotateWebhookEndpointSecret",
@@ -107,6 +113,7 @@ const RotateRoute = defineRoute({
 });
 
 const EventsRoute = defineRoute({
+  scope: "ops",
   method: "get",
   path: "/api/v1/webhook-events",
   operationId: "listWebhookEvents",
@@ -117,6 +124,7 @@ const EventsRoute = defineRoute({
 });
 
 const RedeliverRoute = defineRoute({
+  scope: "ops",
   method: "post",
   path: "/api/v1/webhook-events/{event_id}/redeliver",
   operationId: "redeliverWebhookEvent",
