@@ -55,7 +55,7 @@ export interface Figure {
   how: string;
 }
 
-// The budgets of DESIGN.md §8, as bench/README.md's "Figures" table states them.
+// The budgets of docs/architecture.md, as bench/README.md's "Figures" table states them.
 const COMMANDS_PER_MESSAGE_MAX = 1.05;
 const IDLE_REQUESTS_PER_MINUTE_MAX = 1;
 const LATENCY_P50_MAX_MS = 50;
@@ -272,7 +272,7 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push("");
   }
   lines.push(...budgetsTable(r));
-  lines.push("## Figures against their budgets (DESIGN.md §8)", "", "| figure | budget | measured | met | how |", "| --- | --- | --- | --- | --- |");
+  lines.push("## Figures against their budgets", "", "| figure | budget | measured | met | how |", "| --- | --- | --- | --- | --- |");
   for (const f of figures(r)) lines.push(`| ${cell(f.figure)} | ${cell(f.budget)} | ${cell(f.measured)} | ${metCell(f)} | ${cell(f.how)} |`);
   lines.push("");
   if (r.sendPath) {

@@ -103,7 +103,7 @@ export async function runSendPath({ port, durationS }: SendPathOptions): Promise
     await stack.close();
   }
 
-  // Async against sync sends with the simulator at 100 ms (DESIGN.md §8: async ≤ 1/3 of sync).
+  // Async against sync sends with the simulator at 100 ms (docs/architecture.md: async ≤ 1/3 of sync).
   async function sequentialLatency(vars: Record<string, string>, count = 100): Promise<number[]> {
     const s = await startBenchStack(port, { SIMULATOR_LATENCY_MS: "100", ...vars });
     try {

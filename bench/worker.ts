@@ -1,4 +1,4 @@
-// The worker's figures (DESIGN.md §8): Redis commands per delivered message at steady load,
+// The worker's figures (docs/architecture.md): Redis commands per delivered message at steady load,
 // Redis commands per idle minute, enqueue → provider-call latency at light load, and throughput
 // of 1 and 4 shards with the simulator at 100 ms, next to BullMQ over the same Redis with the
 // same concurrency.

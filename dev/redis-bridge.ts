@@ -4,7 +4,7 @@
 // (`/set/k/v`), bearer-token auth and `Upstash-Encoding: base64`.
 //
 // Replies keep their RESP2 shape (nested arrays, never maps): `@upstash/redis` parses stream and
-// hash replies positionally, and a map-shaped reply silently breaks it (DESIGN.md section 7).
+// hash replies positionally, and a map-shaped reply silently breaks it (docs/architecture.md section 7).
 import http from "node:http";
 import { Buffer } from "node:buffer";
 import Redis from "ioredis";

@@ -2,7 +2,7 @@
 // does (every refusal a 400 with SendGrid's {"errors": [{message, field, help}]}),
 // 202 + X-Message-Id on success, and Event Webhook batches signed with ECDSA P-256 the way
 // SendGrid signs them (DER signature over timestamp + body), so that the service's verifier
-// (API-CONTRACT §9.8) can be exercised with the sandbox's public key.
+// (docs/api.md) can be exercised with the sandbox's public key.
 import type http from "node:http";
 import { createPrivateKey, createPublicKey, createSign, type KeyObject } from "node:crypto";
 import { SANDBOX_SENDGRID_SIGNING_KEY } from "./api.ts";

@@ -55,7 +55,7 @@ export function outcomeLabel(spec: OutcomeSpec): string {
 }
 
 /**
- * The simulator's magic recipients (src/providers/simulator.ts, API-CONTRACT §2.5), so that the
+ * The simulator's magic recipients (src/providers/simulator.ts, docs/api.md), so that the
  * same numbers and addresses give the same outcomes with `npm run dev`'s sandbox.
  */
 export function magicOutcome(to: string): string | undefined {

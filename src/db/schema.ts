@@ -1,4 +1,4 @@
-// The record. Postgres is the truth (DESIGN.md §3); constraints do the integrity work so that
+// The record. Postgres is the truth (docs/architecture.md); constraints do the integrity work so that
 // concurrent requests cannot create a second direct conversation, a second copy of a provider
 // message, or a status outside the lifecycle.
 import { sql } from "drizzle-orm";
@@ -26,7 +26,7 @@ export const EVENT_TYPES = [
   "scheduled",
   "canceled",
   "webhook_attempt",
-  /** an inbound media item copied into R2, or a try that failed (issue 15 §4) */
+  /** an inbound media item copied into R2, or a try that failed (issue 15 */
   "media_fetch",
 ] as const;
 
@@ -158,7 +158,7 @@ export const messageEvents = pgTable(
   ],
 );
 
-/** Webhook dedupe: written in the same transaction as the webhook's effect (DESIGN.md §3.8). */
+/** Webhook dedupe: written in the same transaction as the webhook's effect (docs/architecture.md). */
 export const processedWebhookEvents = pgTable(
   "processed_webhook_events",
   {
@@ -241,7 +241,7 @@ export const optOuts = pgTable(
 export const SUPPRESSION_REASONS = ["bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"] as const;
 
 /**
- * Email suppressions (issue 15 §3): SendGrid reported the address as bouncing, dropped, spam or
+ * Email suppressions (issue 15: SendGrid reported the address as bouncing, dropped, spam or
  * unsubscribed. Unlike SMS opt-outs they hold for every sender, as SendGrid's own suppressions do.
  */
 export const emailSuppressions = pgTable(
@@ -261,7 +261,7 @@ export const emailSuppressions = pgTable(
 
 /**
  * One row per webhook delivery that passed its signature check, kept ~25 h, for the 24-hour
- * statistics of GET /api/v1/webhooks/status/{provider} (API-CONTRACT §6.5).
+ * statistics of GET /api/v1/webhooks/status/{provider} (docs/api.md).
  */
 export const webhookDeliveries = pgTable(
   "webhook_deliveries",

@@ -1,7 +1,7 @@
-// Which checks a route gets, derived from its template exactly as API-CONTRACT §1.3/§1.6 word it,
+// Which checks a route gets, derived from its template exactly as docs/api.md/ word it,
 // so that a new route cannot silently skip auth or rate limiting.
 export interface RoutePolicy {
-  /** bearer API key required (subject to ENVIRONMENT/API_KEYS, §1.3) */
+  /** bearer API key required (subject to ENVIRONMENT/API_KEYS, */
   auth: boolean;
   rateLimited: boolean;
   webhook: boolean;

@@ -1,4 +1,4 @@
-// The route table, used before any other check (API-CONTRACT §1.2): 404 for an unknown path,
+// The route table, used before any other check (docs/api.md): 404 for an unknown path,
 // 405 with `Allow` for a known path and the wrong method, and the template for rate-limit buckets
 // and metrics labels (never a raw id).
 

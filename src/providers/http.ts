@@ -1,4 +1,4 @@
-// The HTTP edge shared by the live provider clients: one deadline per call (DESIGN.md invariant
+// The HTTP edge shared by the live provider clients: one deadline per call (docs/architecture.md invariant
 // 10), network failures turned into typed ProviderErrors, and Retry-After parsing.
 import { ProviderError } from "./types";
 

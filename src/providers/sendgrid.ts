@@ -1,5 +1,5 @@
 // SendGrid v3 Mail Send over fetch. Our message id travels in custom_args so that Event Webhook
-// events match the message even before X-Message-Id is stored (API-CONTRACT §9.5). Attachments
+// events match the message even before X-Message-Id is stored (docs/api.md). Attachments
 // are fetched from their URLs, capped in total size, and sent inline as base64. SendGrid offers
 // no cheap way to ask whether a mail was accepted, so there is no lookup: an ambiguous attempt is
 // retried (or failed) as AMBIGUOUS_SEND_POLICY says.

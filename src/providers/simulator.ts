@@ -1,4 +1,4 @@
-// The built-in simulator (API-CONTRACT §2.5): no network, fixed outcomes for magic recipients so
+// The built-in simulator (docs/api.md): no network, fixed outcomes for magic recipients so
 // that every path of the pipeline can be exercised by hand, optional latency and random failures.
 //
 // Magic recipients:

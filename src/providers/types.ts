@@ -1,5 +1,5 @@
 // The provider interface: one call per message attempt, a typed result or a typed error whose
-// class decides what the pipeline does next (DESIGN.md invariant 4, API-CONTRACT §2.4).
+// class decides what the pipeline does next (docs/architecture.md invariant 5, docs/api.md).
 import type { Channel } from "../validation/address";
 import type { MessageContent } from "../validation/messages";
 

@@ -1,4 +1,4 @@
-// Retry delays (API-CONTRACT §2.5): min(cap, base × 2^(attempt−1)) × U(0.8, 1.2) seconds, and
+// Retry delays (docs/api.md): min(cap, base × 2^(attempt−1)) × U(0.8, 1.2) seconds, and
 // never sooner than the provider's Retry-After.
 export interface BackoffSettings {
   baseSeconds: number;

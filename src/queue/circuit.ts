@@ -1,4 +1,4 @@
-// A circuit breaker per provider, kept by each QueueWorker shard (DESIGN: our faults are not the
+// A circuit breaker per provider, kept by each QueueWorker shard (docs/architecture.md: our faults are not the
 // message's). A provider that refuses our credentials, answers 5xx or times out for many different
 // messages in a row, or throttles us, is paused as a whole: the shard stops reading its stream, so
 // messages wait in the queue without spending attempts, and at growing intervals it lets one real

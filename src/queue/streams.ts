@@ -1,4 +1,4 @@
-// The work log: one Redis stream per message type (DESIGN.md §1). An entry carries only what the
+// The work log: one Redis stream per message type (docs/architecture.md). An entry carries only what the
 // worker needs to find the message in Postgres, which stays the truth.
 import type { Channel } from "../validation/address";
 import { DLQ_STREAM, retryKey, streamKey } from "./keys";

@@ -1,4 +1,4 @@
-// One Redis request per batch for the worker (DESIGN.md §2): acknowledge the previous batch (whose
+// One Redis request per batch for the worker (docs/architecture.md): acknowledge the previous batch (whose
 // outcomes are already committed), schedule its retries, dead-letter its failures, move due
 // retries into the stream, then read the next batch through the consumer group.
 import type { Channel } from "../validation/address";

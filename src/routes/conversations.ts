@@ -1,4 +1,4 @@
-// Conversation routes (API-CONTRACT §4).
+// Conversation routes (docs/api.md).
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../http/context";
 import { defineRoute, type ErrorDoc } from "../openapi";

@@ -1,4 +1,4 @@
-// Legacy routes (API-CONTRACT §7): the pre-v1 shapes over the same services.
+// Legacy routes (docs/api.md): the pre-v1 shapes over the same services.
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../http/context";
 import { defineRoute } from "../openapi";

@@ -1,4 +1,4 @@
-// Message routes (API-CONTRACT §3): thin handlers over the send and message services.
+// Message routes (docs/api.md): thin handlers over the send and message services.
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES } from "../db/schema";
 import type { AppContext, AppEnv } from "../http/context";

@@ -1,4 +1,4 @@
-// Ops routes (API-CONTRACT §8): probes and service description. No auth.
+// Ops routes (docs/api.md): probes and service description. No auth.
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { notFound, serviceUnavailable, unauthorized } from "../errors";
 import { tokenMatches } from "../http/auth";

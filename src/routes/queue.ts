@@ -1,4 +1,4 @@
-// Queue routes (API-CONTRACT §5): stats, dead letters, redrive.
+// Queue routes (docs/api.md): stats, dead letters, redrive.
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { MESSAGE_TYPES } from "../db/schema";
 import { notFound } from "../errors";

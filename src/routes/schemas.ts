@@ -1,4 +1,4 @@
-// What the routes answer (API-CONTRACT §2), as zod schemas for the document. They describe the
+// What the routes answer (docs/api.md), as zod schemas for the document. They describe the
 // services' representations (src/services/representation.ts); test/openapi.test.ts parses real
 // answers with them, so a change on either side that the other does not follow fails there.
 import { z } from "@hono/zod-openapi";
@@ -232,7 +232,7 @@ export const DeadLetterList = z
   .openapi("DeadLetterList", { example: { dead_letters: [DEAD_LETTER_EXAMPLE], total: 1, limit: 50, offset: 0 } });
 
 // ---------------------------------------------------------------------------------------------
-// Legacy shapes (§7)
+// Legacy shapes (docs/api.md)
 
 export const LegacySendResult = z
   .object({ status: z.literal("success"), message_id: Id, conversation_id: Id, type: z.enum(MESSAGE_TYPES), provider: z.enum(["twilio", "sendgrid"]) })
@@ -307,7 +307,7 @@ export const LegacyWebhookResult = z
   .openapi("LegacyWebhookResult", { example: { status: "success", message: "Webhook processed" } });
 
 // ---------------------------------------------------------------------------------------------
-// Probes (§8)
+// Probes (docs/api.md)
 
 const DependencyCheck = z
   .object({ status: z.enum(["healthy", "unhealthy"]), latency_ms: z.number().min(0) })

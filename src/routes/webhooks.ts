@@ -1,4 +1,4 @@
-// Webhook routes (API-CONTRACT §6, §7.3-7.4): thin handlers over the intake pipeline; each route
+// Webhook routes (docs/api.md): thin handlers over the intake pipeline; each route
 // differs only in how it answers a delivery that was processed (or recognised as a duplicate).
 //
 // The intake checks a delivery's signature over its raw bytes before anything parses it, so the
@@ -227,7 +227,7 @@ const LegacyEmailRoute = defineRoute({
   errors: WEBHOOK_ERRORS,
 });
 
-/** An unknown provider in the path is a 400 (§6.4), not a validation error. */
+/** An unknown provider in the path is a 400 (docs/api.md), not a validation error. */
 const unknownProvider = (result: { success: boolean }, c: AppContext): undefined => {
   if (!result.success) throw badRequest(`Unknown provider: ${c.req.param("provider")}`);
   return undefined;

@@ -1,4 +1,4 @@
-// The direct-conversation key (API-CONTRACT §2.3): channel group + the unordered participant pair.
+// The direct-conversation key (docs/api.md): channel group + the unordered participant pair.
 import { type Channel, channelGroup } from "../validation/address";
 
 export function directKey(type: Channel, a: string, b: string): string {

@@ -1,4 +1,4 @@
-// Conversations (API-CONTRACT §2.3, §4): get-or-create of direct conversations through the unique
+// Conversations (docs/api.md): get-or-create of direct conversations through the unique
 // direct key, threads, listing, search with literal patterns, read marks.
 import { sql, type SQL } from "drizzle-orm";
 import { notFound } from "../errors";

@@ -1,4 +1,4 @@
-// Reading and changing messages: get, list, events, status PATCH, retry (API-CONTRACT §3).
+// Reading and changing messages: get, list, events, status PATCH, retry (docs/api.md).
 import { sql, type SQL } from "drizzle-orm";
 import { AppError, badRequest, notFound, validationError } from "../errors";
 import type { Deps } from "../deps";
@@ -76,7 +76,7 @@ export async function listEvents(deps: Deps, messageId: string, page: Page) {
   };
 }
 
-/** Shallow merge: top-level keys replace, null removes (§3.5). */
+/** Shallow merge: top-level keys replace, null removes (docs/api.md). */
 export function mergeMetadata(current: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...current };
   for (const [key, value] of Object.entries(patch)) {
@@ -133,7 +133,7 @@ export async function changeStatus(deps: Deps, id: string, to: MessageStatus, me
 export type ResetReason = "retry_request" | "redrive";
 
 /**
- * Back to `pending` from failed/retry (§3.6, §5.3) in one statement: attempts and error cleared,
+ * Back to `pending` from failed/retry (docs/api.md) in one statement: attempts and error cleared,
  * dead letter removed, `retry_requested`/`redriven` and `enqueued` recorded. Returns null when the
  * message exists but is not retryable.
  */

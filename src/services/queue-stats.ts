@@ -1,4 +1,4 @@
-// Queue statistics and dead letters (API-CONTRACT §5): one Redis pipeline and one Postgres
+// Queue statistics and dead letters (docs/api.md): one Redis pipeline and one Postgres
 // statement per stats call.
 import { sql } from "drizzle-orm";
 import { MESSAGE_TYPES } from "../db/schema";

@@ -1,4 +1,4 @@
-// Addresses as API-CONTRACT §3.1 defines them: phone numbers to E.164 through libphonenumber-js
+// Addresses as docs/api.md defines them: phone numbers to E.164 through libphonenumber-js
 // (a *possible* number, so fictional 555 numbers pass), email addresses trimmed with the domain
 // lower-cased.
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/min";

@@ -1,5 +1,5 @@
 // What the request schemas share: UUIDs, pagination, metadata, the phone region, and how a failed
-// validation becomes the contract's 422 envelope (API-CONTRACT §1.5).
+// validation becomes the contract's 422 envelope (docs/api.md).
 import { z, type Hook } from "@hono/zod-openapi";
 import { getContext } from "hono/context-storage";
 import { validationError, type FieldIssue } from "../errors";

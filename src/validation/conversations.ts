@@ -1,4 +1,4 @@
-// The conversation requests (API-CONTRACT §4, §7.5) as zod schemas. A new conversation's
+// The conversation requests (docs/api.md) as zod schemas. A new conversation's
 // participants are addresses of its channel, so a well-formed request has one schema per channel
 // group; one with a participant missing or an unknown channel gets the rules that remain.
 import { z } from "@hono/zod-openapi";

@@ -1,4 +1,4 @@
-// The message requests (API-CONTRACT §3, §7.1) as zod schemas. A send body has one schema per
+// The message requests (docs/api.md) as zod schemas. A send body has one schema per
 // message type, so that every rule that depends on the type (phone or email addresses, the body's
 // limit in characters or bytes, MMS needing an attachment) is a plain field rule of that type's
 // schema; the contract's messages are the schemas' messages and its field order is theirs.
@@ -309,7 +309,7 @@ function sendRequest(region: Region) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Legacy sends (§7.1): the route decides the type
+// Legacy sends (docs/api.md): the route decides the type
 
 const LegacyTimestamp = z
   .preprocess((value) => (typeof value === "string" ? value : undefined), z.string().optional())

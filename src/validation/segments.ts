@@ -1,4 +1,4 @@
-// SMS segment count (API-CONTRACT §2.1): GSM-7 when every character is in the basic or extension
+// SMS segment count (docs/api.md): GSM-7 when every character is in the basic or extension
 // table (extension characters take two septets), else UCS-2 counted in UTF-16 code units.
 const GSM_BASIC =
   "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u001bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";

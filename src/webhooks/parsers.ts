@@ -1,6 +1,6 @@
-// Provider payloads (API-CONTRACT §9.1-9.3, §9.5-9.7) to typed inputs. These run only after the
+// Provider payloads (docs/api.md) to typed inputs. These run only after the
 // signature has been checked over the raw bytes; every malformed body is a 400 with
-// `details` = [{path, message}] (§6.1), never a 422 or a 500.
+// `details` = [{path, message}] (docs/api.md), never a 422 or a 500.
 import { badRequest, type FieldIssue } from "../errors";
 import { isPlainObject } from "../validation/common";
 import { normalizeEmail, normalizeLoose, type Channel } from "../validation/address";
@@ -23,11 +23,11 @@ export interface TwilioStatusInput {
   providerStatus: string;
   errorCode: string | null;
   errorMessage: string | null;
-  /** our message id from the status-callback URL (§9.2); null when absent */
+  /** our message id from the status-callback URL (docs/api.md); null when absent */
   messageId: string | null;
 }
 
-/** Media to copy into R2 (issue 15 §4): Twilio's MediaUrlN, or Inbound Parse's file parts. Kept out of `input`, which is sanitized as text. */
+/** Media to copy into R2 (issue 15: Twilio's MediaUrlN, or Inbound Parse's file parts. Kept out of `input`, which is sanitized as text. */
 export interface InboundMedia {
   /** MMS: URLs at Twilio, fetched later by the MediaFetcher */
   urls?: { url: string; contentType: string | null }[];
@@ -119,7 +119,7 @@ function timestampMetadata(body: Record<string, unknown>): Record<string, unknow
 }
 
 // ---------------------------------------------------------------------------------------------
-// Twilio (§9.1-9.3)
+// Twilio (docs/api.md)
 
 const INBOUND_STATUSES = new Set(["received", "receiving"]);
 const NON_NEGATIVE_INTEGER = /^\d+$/;
@@ -222,7 +222,7 @@ export async function parseTwilioJson(bytes: Uint8Array, region: string): Promis
 }
 
 // ---------------------------------------------------------------------------------------------
-// SendGrid (§9.5-9.7)
+// SendGrid (docs/api.md)
 
 /** Splits an address list on commas outside quotes and angle brackets. */
 function splitAddressList(value: string): string[] {

@@ -1,6 +1,6 @@
-// Provider webhook signatures (API-CONTRACT §9.4, §9.8), WebCrypto only. Both are checked over the
+// Provider webhook signatures (docs/api.md), WebCrypto only. Both are checked over the
 // request exactly as it arrived (raw URL string, raw body bytes), before anything is parsed or
-// stored (DESIGN.md invariant 8): a re-serialised body or a re-encoded URL must not verify.
+// stored (docs/architecture.md invariant 9): a re-serialised body or a re-encoded URL must not verify.
 import { toHex } from "../http/auth";
 
 const encoder = new TextEncoder();
@@ -88,7 +88,7 @@ export interface TwilioRequest {
 }
 
 /**
- * §9.4: form bodies sign url + params; JSON bodies sign the url alone and carry the body's SHA-256
+ *: form bodies sign url + params; JSON bodies sign the url alone and carry the body's SHA-256
  * in the `bodySHA256` query parameter, which must match the raw bytes.
  */
 export async function verifyTwilio(authToken: string, publicBaseUrl: string | undefined, request: TwilioRequest): Promise<boolean> {
@@ -201,7 +201,7 @@ export interface SendgridRequest {
 }
 
 /**
- * §9.8. Missing headers or an undecodable signature are simply unverified (403); a key that does
+ * Missing headers or an undecodable signature are simply unverified (403); a key that does
  * not import is a deployment fault and throws SignatureKeyError (500, so SendGrid retries later).
  */
 export async function verifySendgrid(publicKey: string, request: SendgridRequest): Promise<boolean> {

@@ -14,7 +14,7 @@ const { NEON_WS_PROXY: wsProxy, DATABASE_URL: databaseUrl } = env as unknown as 
   DATABASE_URL: string;
 };
 
-// The development settings the Worker uses (DESIGN.md section 7).
+// The development settings the Worker uses (docs/architecture.md section 7).
 neonConfig.wsProxy = (host, port) => `${wsProxy}?address=${host}:${port}`;
 neonConfig.useSecureWebSocket = false;
 neonConfig.pipelineTLS = false;

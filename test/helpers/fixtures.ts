@@ -1,4 +1,4 @@
-// The contract's fixtures (API-CONTRACT §10) and small helpers to send and read back.
+// The contract's fixtures (docs/api.md) and small helpers to send and read back.
 import { env } from "cloudflare:test";
 import { loadConfig } from "../../src/config";
 import { createDeps } from "../../src/deps";

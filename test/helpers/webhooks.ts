@@ -10,7 +10,7 @@ import { bytesToBase64, sha256Hex, twilioSignature, twilioSignatureString } from
 import { call, type Overrides } from "./http";
 import { freshPair, getJson } from "./fixtures";
 
-/** API-CONTRACT §9.3 and §9.7 examples. */
+/** docs/api.md examples. */
 export const TW = {
   messaging_provider_id: "test_123",
   from: "+15551234567",

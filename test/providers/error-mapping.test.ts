@@ -1,4 +1,4 @@
-// How provider answers map onto error classes (API-CONTRACT §2.4, DESIGN.md invariant 4): each row
+// How provider answers map onto error classes (docs/api.md, docs/architecture.md invariant 5): each row
 // programs the sandbox with one answer for a fresh recipient and checks the ProviderError the live
 // client throws.
 import { describe, expect, it } from "vitest";

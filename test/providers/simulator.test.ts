@@ -1,4 +1,4 @@
-// Proves the built-in simulator's outcomes (API-CONTRACT §2.5): magic recipients and id formats.
+// Proves the built-in simulator's outcomes (docs/api.md): magic recipients and id formats.
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { createSimulator } from "../../src/providers/simulator";

@@ -1,4 +1,4 @@
-// Proves the retry delay formula of API-CONTRACT §2.5: exponential, capped, ±20 % jitter, and
+// Proves the retry delay formula of docs/api.md: exponential, capped, ±20 % jitter, and
 // never sooner than the provider's Retry-After.
 import { describe, expect, it } from "vitest";
 import { backoffSeconds } from "../../src/queue/backoff";

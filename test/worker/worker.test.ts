@@ -1,5 +1,5 @@
-// Proves the QueueWorker alarm loop, retries, dead letters, the sweep and sync mode (DESIGN.md
-// §2-§4) with the simulator provider, real Redis streams and real Postgres.
+// Proves the QueueWorker alarm loop, retries, dead letters, the sweep and sync mode (docs/architecture.md
+//- with the simulator provider, real Redis streams and real Postgres.
 import { env } from "cloudflare:test";
 import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
