@@ -264,7 +264,7 @@ describe("counters recorded where events happen", () => {
     const route = { route: "/api/v1/messages/{message_id}" };
     const before = valueOf(await scrape(), "rate_limit_hits_total", route) ?? 0;
     const headers = { "cf-connecting-ip": `198.51.100.${crypto.randomUUID()}` };
-    const limit = { RATE_LIMIT_REQUESTS: "1" };
+    const limit = { RATE_LIMIT_REQUESTS: "1", RATE_LIMIT_BURST: "1" };
     expect((await call(`/api/v1/messages/${crypto.randomUUID()}`, { headers }, limit)).status).toBe(404);
     expect((await call(`/api/v1/messages/${crypto.randomUUID()}`, { headers }, limit)).status).toBe(429);
     expect(valueOf(await scrape(), "rate_limit_hits_total", route)).toBe(before + 1);

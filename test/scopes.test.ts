@@ -141,7 +141,7 @@ describe("API key scopes", () => {
   it("rate-limits per key name: one key's window does not touch another's", async () => {
     const [a, b] = [`rl-a-${crypto.randomUUID()}`, `rl-b-${crypto.randomUUID()}`];
     const names = [`rla${Date.now()}`, `rlb${Date.now()}`];
-    const limited = { RATE_LIMIT_REQUESTS: "2", API_KEYS: `${names[0]}:ops:${await digest(a)},${names[1]}:ops:${await digest(b)}` };
+    const limited = { RATE_LIMIT_REQUESTS: "2", RATE_LIMIT_BURST: "2", API_KEYS: `${names[0]}:ops:${await digest(a)},${names[1]}:ops:${await digest(b)}` };
     // A new address on every request: the window follows the key, not where it comes from.
     const from = (key: string) => ({ authorization: `Bearer ${key}`, "cf-connecting-ip": crypto.randomUUID() });
     for (let i = 0; i < 2; i++) expect((await call("/api/v1/queue/stats", { headers: from(a) }, limited)).status).toBe(200);
