@@ -8,7 +8,7 @@
 import http from "node:http";
 import net from "node:net";
 import pg from "pg";
-import { isMain, percentile, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
+import { isMain, percentile, smsBody, startBenchStack, waitUntilSent, REDIS_URL, type BenchStack } from "./lib.ts";
 
 export interface Budget {
   value: number;
@@ -115,16 +115,6 @@ async function post(stack: BenchStack): Promise<Response> {
   await res.arrayBuffer();
   if (res.status !== 201) throw new Error(`send answered ${res.status}`);
   return res;
-}
-
-async function waitUntilSent(db: pg.Client, expected: number, timeoutMs = 300_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await db.query("select count(*)::int as n from messages where status = 'sent'");
-    if (rows[0].n >= expected) return;
-    if (Date.now() > deadline) throw new Error(`only ${rows[0].n} of ${expected} sent`);
-    await sleep(200);
-  }
 }
 
 /**
@@ -329,7 +319,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
 
     // Commands per delivered message at 20 msg/s offered: sends paced open-loop, 50 ms apart.
     for (let i = 0; i < 20; i++) await post(stack);
-    await waitUntilSent(db, 20);
+    await waitUntilSent(db, 20, 300_000);
     await sleep(1000);
     monitor.start();
     stack.bridge.resetStats();
@@ -341,7 +331,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
     }
     await Promise.all(inFlight);
     const seconds = (performance.now() - started) / 1000;
-    await waitUntilSent(db, 20 + options.messages20);
+    await waitUntilSent(db, 20 + options.messages20, 300_000);
     await sleep(1500); // the worker's last acknowledgement
     const counted = monitor.stop();
     const commands20 = {
@@ -379,7 +369,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
     }
     if (recoverySeconds.length === 0) throw new Error("no XADD was failed: the send path did not XADD through the injector");
     report(`failed XADD → stream entry (${recoverySeconds.length} sends): ${recoverySeconds.map((s) => s.toFixed(3)).join(", ")} s`);
-    await waitUntilSent(db, 20 + options.messages20 + options.lostEnqueues);
+    await waitUntilSent(db, 20 + options.messages20 + options.lostEnqueues, 300_000);
 
     // The idle hour: one cron after the activity (its database pass is the activity's, not the
     // idle hour's), then 60 firings 60/k s apart with the safety cadence 600/k s.

@@ -1,6 +1,7 @@
 // Shared pieces of the benchmarks: a private database and Redis logical database per run, the
 // local stack around them, and small statistics helpers.
 import type Redis from "ioredis";
+import type pg from "pg";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join, resolve } from "node:path";
@@ -89,4 +90,15 @@ export async function postJson(url: string, body: string): Promise<{ status: num
 /** Throws unless the answer is a 201; a missing answer says so. */
 export function expectCreated(answer: { status: number; text: string; error?: string }): void {
   if (answer.status !== 201) throw new Error(answer.status === 0 ? `send got no answer (${answer.error})` : `send answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+}
+
+/** Polls the bench's own database until `expected` messages are sent (a ceiling, not a budget). */
+export async function waitUntilSent(db: pg.Client, expected: number, timeoutMs = 600_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await db.query("select count(*)::int as n from messages where status = 'sent'");
+    if (rows[0].n >= expected) return;
+    if (Date.now() > deadline) throw new Error(`only ${rows[0].n} of ${expected} sent`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

@@ -8,7 +8,7 @@ import pg from "pg";
 import Redis from "ioredis";
 import { Queue, Worker } from "bullmq";
 import { claimRedisDb } from "../dev/redis-db.ts";
-import { expectCreated, isMain, percentile, postJson, smsBody, startBenchStack, REDIS_URL, type BenchStack } from "./lib.ts";
+import { expectCreated, isMain, percentile, postJson, smsBody, startBenchStack, waitUntilSent, REDIS_URL, type BenchStack } from "./lib.ts";
 
 export const CONCURRENCY = 6;
 /** latency is measured from the `enqueued` event to the claim at this many light-load messages */
@@ -88,16 +88,6 @@ async function preload(stack: BenchStack, db: pg.Client, count: number) {
   const at = new Date().toISOString();
   for (const row of rows) pipeline.xadd("message_queue:sms", "*", "data", JSON.stringify({ message_id: row.id, retry_count: 0, scheduled_at: at }));
   await pipeline.exec();
-}
-
-async function waitUntilSent(db: pg.Client, expected: number, timeoutMs = 600_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await db.query("select count(*)::int as n from messages where status = 'sent'");
-    if (rows[0].n >= expected) return;
-    if (Date.now() > deadline) throw new Error(`only ${rows[0].n} of ${expected} sent`);
-    await sleep(200);
-  }
 }
 
 async function withStack<T>(port: number, vars: Record<string, string>, work: (stack: BenchStack, db: pg.Client) => Promise<T>): Promise<T> {
