@@ -64,6 +64,20 @@ describe("a send whose outcome the route cannot see", () => {
     expect(await rowsWithBody(body)).toHaveLength(1);
   });
 
+  it("its commit answered by Postgres going away (57P01 during an immediate shutdown): the fence says stored, so 201", async () => {
+    // Found by the chaos suite: a send during `pg_ctl stop -m immediate` committed, its answer
+    // was the shutdown's error, and the route called that "not stored" (plain 503).
+    const body = `shutdown answer ${crypto.randomUUID()}`;
+    intercept(SEND_STATEMENT, async (forward) => {
+      await (await forward()).text(); // committed
+      const shutdown = { message: "terminating connection due to immediate shutdown command", code: "57P01", severity: "FATAL" };
+      return new Response(JSON.stringify(shutdown), { status: 400, headers: { "content-type": "application/json" } });
+    });
+    const { res, body: message } = await send({ ...SMS, ...freshPair(), body });
+    expect(res.status).toBe(201);
+    expect(await rowsWithBody(body)).toEqual([{ id: message.id }]);
+  });
+
   it("a send that never reached Postgres: the fence is taken as abandoned (plain 503, nothing stored), and the statement arriving late cannot commit", async () => {
     const body = `late statement ${crypto.randomUUID()}`;
     let release!: () => void;

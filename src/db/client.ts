@@ -90,6 +90,12 @@ function rootCause(error: unknown): unknown {
  * exceptions (08), too many connections (53300), shutdown, crash and restart (57P01–57P03).
  */
 const UNAVAILABLE_SQLSTATE = /^(08...|53300|57P0[1-3])$/;
+/**
+ * Of those, the ones that can end a session that had already sent its COMMIT: the server was shut
+ * down, crashed or dropped the connection while the commit may have been reaching the WAL, so the
+ * statement may have committed. (08001/08004: no session was ever made; 53300: refused at login.)
+ */
+const MID_SESSION_SQLSTATE = /^(08000|08003|08006|08007|57P0[1-3])$/;
 /** query_canceled: our statement_timeout fired, so Postgres rolled the statement back. */
 const STATEMENT_TIMEOUT = "57014";
 
@@ -106,7 +112,7 @@ function wrap(error: unknown, answered = false): unknown {
   // Postgres answered with an SQLSTATE (a constraint, a check): the caller's to interpret, unless
   // it says the server is going away or cannot take us now. Either way nothing was committed.
   if (code && !UNAVAILABLE_SQLSTATE.test(code)) return new DatabaseError(code, message, (root as { constraint?: string }).constraint);
-  if (code) return new DependencyError("database", message, root);
+  if (code) return new DependencyError("database", message, root, { outcomeUnknown: MID_SESSION_SQLSTATE.test(code) });
   // No SQLSTATE: the request failed on the way or its answer was lost; it may have committed.
   return new DependencyError("database", message, root, { outcomeUnknown: !answered });
 }
