@@ -155,6 +155,37 @@ describe("refusals before anything is stored", () => {
     expect(stored.map((r) => r.body)).toEqual([results.find((r) => r.res.status === 201)!.body.body]);
   });
 
+  it("at capacity, a retry whose Idempotency-Key already stored its message gets that message (201 replay), not 'overloaded'", async () => {
+    // Found by the chaos suite: keyed retries were told "nothing was stored" for up to 40 s while
+    // their key's message was stored and delivered.
+    const tag = `overload keyed ${crypto.randomUUID()}`;
+    const key = `k-${crypto.randomUUID()}`;
+    const pair = freshPair();
+    const limit = { MAX_SENDS_IN_FLIGHT: "1" };
+    const first = await send({ ...SMS, ...pair, body: `${tag} kept` }, { "idempotency-key": key }, limit);
+    expect(first.res.status).toBe(201);
+    await sql(`create or replace function slow_send() returns trigger language plpgsql as $$
+      begin if new.body like '${tag}%' then perform pg_sleep(1); end if; return new; end $$;
+      create trigger slow_send before insert on messages for each row execute function slow_send()`);
+    const occupying = send({ ...SMS, ...freshPair(), body: `${tag} occupying` }, {}, limit);
+    // The occupying send is inside the gate once its row is being inserted (the trigger sleeps).
+    for (let i = 0; i < 200; i++) {
+      const [busy] = await sql<{ n: number }>("select count(*)::int as n from pg_stat_activity where query like '%insert into messages%' and wait_event = 'PgSleep'");
+      if (busy!.n > 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const unkeyed = await send({ ...SMS, ...freshPair(), body: `${tag} unkeyed` }, {}, limit);
+    const retry = await send({ ...SMS, ...pair, body: `${tag} kept` }, { "idempotency-key": key }, limit);
+    expect((await occupying).res.status).toBe(201);
+    expect(unkeyed.res.status).toBe(503);
+    expect(unkeyed.body.error).toBe("overloaded");
+    expect(retry.res.status).toBe(201);
+    expect(retry.body.id).toBe(first.body.id);
+    expect(retry.res.headers.get("idempotent-replayed")).toBe("true");
+    const fresh = await send({ ...SMS, ...freshPair(), body: `${tag} new key` }, { "idempotency-key": `k-${crypto.randomUUID()}` }, limit);
+    expect(fresh.res.status).toBe(201); // the gate is free again
+  });
+
   it("outside development a type whose provider has no credentials is refused with 503 naming the setting, nothing stored; SMS still works", async () => {
     const production = { ENVIRONMENT: "production", API_KEYS: "prod-key", SENDGRID_API_KEY: "" };
     const auth = { authorization: "Bearer prod-key" };

@@ -159,7 +159,17 @@ export async function acceptSend(deps: Deps, config: Config, input: SendInput, o
   }
   if (input.statusCallback) checkStatusCallback(config, input.statusCallback);
   if (sendsInFlight >= config.MAX_SENDS_IN_FLIGHT) {
-    throw new AppError(503, "overloaded", "The service is at capacity; nothing was stored. Retry shortly.", null, { "Retry-After": "1" });
+    // A keyed retry whose first request was stored is answered with that message: one indexed
+    // read, and only at capacity (the usual path finds the key in the store statement itself).
+    // (A database that cannot answer leaves the refusal as it was: this request stored nothing.)
+    const found = options.key
+      ? await existingKey(deps, options.key).catch((error: unknown) => {
+          if (error instanceof AppError) throw error; // the key with another body: 409
+          return null;
+        })
+      : null;
+    if (found) return found;
+    throw new AppError(503, "overloaded", "The service is at capacity; this request stored nothing. Retry shortly.", null, { "Retry-After": "1" });
   }
   sendsInFlight++;
   try {
