@@ -65,10 +65,15 @@ export async function storedCounts() {
  * An outbound message in `sent` with a provider id, stored through the send service but never
  * enqueued, so that no worker touches it while a test posts callbacks.
  */
-export async function sentMessage(type: "sms" | "email", providerMessageId = type === "email" ? uniqueId("sg").slice(0, 22) : uniqueId("SM").slice(0, 34)) {
+export async function sentMessage(
+  type: "sms" | "email",
+  providerMessageId = type === "email" ? uniqueId("sg").slice(0, 22) : uniqueId("SM").slice(0, 34),
+  /** the same pair for an identical twin (same text too) */
+  samePair?: { from: string; to: string },
+) {
   const deps = createDeps(loadConfig(env));
   try {
-    const pair = type === "email" ? { from: "sender@example.com", to: `${uniqueId("r")}@example.com` } : freshPair();
+    const pair = samePair ?? (type === "email" ? { from: "sender@example.com", to: `${uniqueId("r")}@example.com` } : freshPair());
     const accepted = await acceptSend(
       deps,
       loadConfig(env),

@@ -137,6 +137,32 @@ describe("Twilio status callbacks", () => {
     expect((await messageOf(message.id)).status).toBe("delivered");
   });
 
+  it("identical twins given each other's SIDs by reconcile: each callback applies to the twin holding its SID, both end delivered (found by the chaos suite)", async () => {
+    const x = await sentMessage("sms");
+    const y = await sentMessage("sms", undefined, { from: x.from, to: x.to });
+    // Reconcile paired the twins with the provider's copies the wrong way round.
+    await query(sql`update messages set provider_message_id = null where id in (${x.id}, ${y.id})`);
+    await query(sql`update messages set provider_message_id = ${y.providerMessageId} where id = ${x.id}`);
+    await query(sql`update messages set provider_message_id = ${x.providerMessageId} where id = ${y.id}`);
+    // Twilio's callbacks name the message whose request made the copy, and that copy's SID.
+    await expectTwiml(await statusCallback(x, "delivered"));
+    await expectTwiml(await statusCallback(y, "delivered"));
+    for (const m of [x, y]) expect((await messageOf(m.id)).status).toBe("delivered");
+    expect(callbacks(await eventsOf(y.id))).toEqual([
+      { provider: "twilio", provider_status: "delivered", provider_event_id: `${x.providerMessageId}:delivered`, applied: true, reason: null, named_message_id: x.id },
+    ]);
+
+    // Not for a message that is no twin: another text to the same pair holding the SID.
+    const other = await sentMessage("sms", undefined, { from: x.from, to: x.to });
+    await query(sql`update messages set body = 'another text' where id = ${other.id}`);
+    const stranger = await sentMessage("sms", undefined, { from: x.from, to: x.to });
+    await query(sql`update messages set provider_message_id = ${uniqueId("SM")} where id = ${stranger.id}`);
+    const before = await storedCounts();
+    await expectTwiml(await statusCallback({ ...stranger, providerMessageId: other.providerMessageId }, "delivered"));
+    expect(await storedCounts()).toEqual(before);
+    expect((await messageOf(other.id)).status).toBe("sent");
+  });
+
   it("applies a callback that had to wait for the worker's record of the same message (found by the chaos suite)", async () => {
     const message = await sentMessage("sms");
     await query(sql`update messages set status = 'sending' where id = ${message.id}`);
