@@ -206,23 +206,11 @@ export async function inspect(e: Evidence): Promise<Report> {
   const phaseOf = (s: SendRecord) => (s.kind === "calibration" ? "calibration" : (s.tries[0]?.startedS ?? s.atS) < firstFaultS ? "before the first fault" : "with faults");
   const held = messages.filter((m) => m.status === "held");
 
-  // KNOWN OPEN BUG (issue 12, not fixed yet): two identical messages to one recipient whose
-  // attempts were both cut off can each be given the other's SID by reconcile; their callbacks then
-  // match neither and they stay `sent`. Each was sent exactly once (checked below), so the run does
-  // not fail for it, but every such message is counted and listed here so it stays visible.
-  const swappedTwin = (m: MessageRow) =>
-    m.status === "sent" && !!m.provider_message_id && providerById.get(m.provider_message_id)?.messageId !== undefined && providerById.get(m.provider_message_id)!.messageId !== m.id;
-  const swapped = messages.filter(swappedTwin);
-  checks.push({
-    name: "KNOWN OPEN BUG: identical twins with each other's SIDs left in sent (reported, not failed)",
-    ok: true,
-    detail: swapped.length === 0 ? "none this run" : `${swapped.length}: ${swapped.slice(0, 10).map((m) => m.id).join(", ")}`,
-  });
   checks.push(check("every accepted send (201) is stored", accepted.filter((s) => !s.id || !byId.has(s.id)).map((s) => `#${s.index}`), `${accepted.length} of ${accepted.length}`, "missing"));
   checks.push(
     check(
       "every stored message reached a final state",
-      messages.filter((m) => !FINAL.has(m.status) && m.status !== "held" && !swappedTwin(m)).map((m) => ({ text: `${m.id} ${m.status}`, to: m.to_address })),
+      messages.filter((m) => !FINAL.has(m.status) && m.status !== "held").map((m) => ({ text: `${m.id} ${m.status}`, to: m.to_address })),
       `${messages.length - held.length} messages: delivered, undelivered or failed (held: see below)`,
       "not final",
     ),

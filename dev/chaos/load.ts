@@ -205,7 +205,14 @@ export class Load {
       const spec = { index, kind, type: original?.type ?? type, to, body };
       previous = spec;
       if (kind !== "duplicate") programme(this.sandbox, slot, type, to);
-      if (kind === "foreign-collision") this.foreignSids.push(this.sandbox.insertForeignMessage({ to, from: "+12025550100", body }).sid);
+      if (kind === "foreign-collision") {
+        // Someone else's message with this very text, 5-60 s before ours. Not closer: a look-alike
+        // made within the clock skew (+1 s of Twilio's timestamp resolution) of our own attempt
+        // looks exactly like our copy in Twilio's list, and reconcile takes it as ours
+        // (docs/architecture.md, "Reconcile"); no field Twilio lists can tell them apart.
+        const createdAt = new Date(Date.now() - 5000 - ((slot * 7919) % 55_000)).toISOString();
+        this.foreignSids.push(this.sandbox.insertForeignMessage({ to, from: "+12025550100", body, date_created: createdAt }).sid);
+      }
       this.track(this.send(spec, index % 2 === 0));
       if (slot % BURST_EVERY === BURST_EVERY / 2) {
         const burstTo = `+13037${String(slot).padStart(6, "0")}`;
