@@ -1,7 +1,9 @@
-// Handing a stored message to the pipeline. Async mode: after commit, one XADD, then the doorbell
-// off the response path. An XADD failure still answers 201 (the row is durable): the message id
-// is handed to its shard's Durable Object, which keeps it in its own storage and writes the entry
-// as soon as Redis answers; the sweep's slow safety pass covers a Worker that died in between.
+// Handing a stored message to the pipeline. Async mode: the 201 goes out after the commit; the XADD
+// and the doorbell follow off the response path (the row is durable; the stream entry is only the
+// worker's wake-up, so the client does not wait a Redis round trip for it). An XADD failure hands
+// the message id to its shard's Durable Object, which keeps it in its own storage and writes the
+// entry as soon as Redis answers; the sweep's slow safety pass covers a Worker that died between
+// the commit and the XADD.
 // Sync mode: claim, send and record inline, never enqueue; a failed inline attempt is scheduled
 // once for the worker. Every step is bounded by the request's deadline.
 // Scheduled (a send_at): handed to its shard's Durable Object, which keeps it in its storage and
@@ -138,7 +140,12 @@ async function handToScheduler(d: Delivery, message: Message): Promise<Message> 
 export function deliverNew(d: Delivery, message: Message): Promise<Message> {
   if (message.status === "scheduled" && message.send_at) return handToScheduler(d, message);
   if (d.config.SYNC_MESSAGE_PROCESSING) return processInline(d, message.id);
-  return handOver(d, message, () => enqueue(d.deps.redis(), message.type as Channel, message.id, 0), false);
+  d.waitUntil(
+    handOver(d, message, () => enqueue(d.deps.redis(), message.type as Channel, message.id, 0), false).catch((error: unknown) =>
+      log("error", "enqueue_handover_failed", { request_id: d.requestId, message_id: message.id, ...errorFields(error) }),
+    ),
+  );
+  return Promise.resolve(message);
 }
 
 /** A message reset to pending by a retry request or a redrive: its stale retry schedule goes too. */
