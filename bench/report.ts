@@ -10,6 +10,7 @@ import type { ColdStartResult } from "./cold-start.ts";
 import { isMain } from "./lib.ts";
 import type { ScheduledResult } from "./scheduled.ts";
 import type { SendPathResult } from "./send-path.ts";
+import type { WebhooksResult } from "./webhooks.ts";
 import type { WorkerResult } from "./worker.ts";
 
 export interface BundleResult {
@@ -39,8 +40,9 @@ export interface BenchResults {
   coldStart?: ColdStartResult;
   bundle?: BundleResult;
   scheduled?: ScheduledResult;
-  /** issue 14's keys, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
-  budgets?: Record<BudgetKey, Budget>;
+  webhooks?: WebhooksResult;
+  /** issue 14's keys and issue 15's, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
+  budgets?: Partial<Record<BudgetKey, Budget>>;
   budgetsDetail?: BudgetsDetail;
   /** benchmark name → error message, for the ones that failed */
   errors: Record<string, string>;
@@ -199,6 +201,27 @@ export function figures(r: BenchResults): Figure[] {
     });
   } else out.push(missing("scheduled send lateness (sent_at - send_at), idle", "p99 ≤ 2 s", "scheduled"));
 
+  const wh = r.webhooks;
+  const whBudget = `p50 ≤ ${BUDGET_LIMITS.webhook_delivery_p50_ms} ms, p99 ≤ ${BUDGET_LIMITS.webhook_delivery_p99_ms} ms`;
+  if (wh) {
+    const p = wh.plain;
+    out.push({
+      figure: "status webhook: commit → received, signed, 200 answers",
+      budget: whBudget,
+      measured: `p50 ${f1(p.p50Ms)} ms, p99 ${f1(p.p99Ms)} ms (max ${f1(p.maxMs)} ms; ${p.delivered}/${p.events} delivered, ${p.duplicates} duplicates, ${p.badSignatures} bad signatures)`,
+      met: r.budgets?.webhook_delivery_p50_ms?.met === true && r.budgets?.webhook_delivery_p99_ms?.met === true,
+      how: `${wh.messages} SMS one every ${wh.intervalMs} ms; webhook_events.created_at → receipt, each verified with the standardwebhooks package`,
+    });
+    const t = wh.retry;
+    out.push({
+      figure: "status webhook, receiver answers 500 to the first attempt of every 10th event",
+      budget: `each retried event received at most twice, signature valid both times`,
+      measured: `${t.deliveredTwiceVerified}/${t.failedFirst} received exactly twice, both verified (most receipts of one event ${t.maxReceipts}); retried p50 ${f1(t.retried.p50Ms)} ms, p99 ${f1(t.retried.p99Ms)} ms (retry after ${t.retryDelayS} s); others p50 ${f1(t.others.p50Ms)} ms, p99 ${f1(t.others.p99Ms)} ms; ${t.delivered}/${t.events} delivered`,
+      met: t.failedFirst > 0 && t.deliveredTwiceVerified === t.failedFirst && t.maxReceipts <= 2 && t.badSignatures === 0 && t.delivered === t.events,
+      how: `${wh.messages} SMS more on the same stack, a second endpoint`,
+    });
+  } else out.push(missing("status webhook: commit → received", whBudget, "webhooks"));
+
   return out;
 }
 
@@ -213,6 +236,8 @@ const BUDGET_UNITS: Record<BudgetKey, string> = {
   lost_enqueue_recovery_s: "s from a failed XADD on the send path to the stream entry (median)",
   redis_commands_per_message_20: "Redis commands per delivered message, 20 msg/s offered",
   probe_db_queries: "Postgres statements caused by 100 × /health + 100 × /live",
+  webhook_delivery_p50_ms: "ms from a status change's commit to its signed webhook at the receiver, p50 (bench/webhooks.ts)",
+  webhook_delivery_p99_ms: "the same, p99",
 };
 
 /** Issue 14's budget keys as results.json holds them; bench/README.md says how each is measured. */
