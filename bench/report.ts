@@ -7,6 +7,7 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { BUDGET_KEYS, BUDGET_LIMITS, type Budget, type BudgetKey, type BudgetsDetail } from "./budgets.ts";
 import type { ColdStartResult } from "./cold-start.ts";
+import type { ListResult } from "./list-1m.ts";
 import { isMain } from "./lib.ts";
 import type { ScheduledResult } from "./scheduled.ts";
 import type { SendPathResult } from "./send-path.ts";
@@ -41,6 +42,8 @@ export interface BenchResults {
   bundle?: BundleResult;
   scheduled?: ScheduledResult;
   webhooks?: WebhooksResult;
+  /** bench/list-1m.ts, run alone (npm run bench:list); npm run bench carries the last one over */
+  list1m?: ListResult;
   /** issue 14's keys and issue 15's, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
   budgets?: Partial<Record<BudgetKey, Budget>>;
   budgetsDetail?: BudgetsDetail;
@@ -222,6 +225,20 @@ export function figures(r: BenchResults): Figure[] {
     });
   } else out.push(missing("status webhook: commit → received", whBudget, "webhooks"));
 
+  const list = r.list1m;
+  const listBudget = `p50 ≤ ${BUDGET_LIMITS.list_1m_p50_ms} ms, p99 ≤ ${BUDGET_LIMITS.list_1m_p99_ms} ms, no Seq Scan on messages`;
+  if (list) {
+    for (const s of list.shapes) {
+      out.push({
+        figure: `GET /api/v1/messages at ${(list.rows / 1e6).toLocaleString("en-US")}M rows: ${s.name}`,
+        budget: listBudget,
+        measured: `p50 ${f1(s.p50Ms)} ms, p99 ${f1(s.p99Ms)} ms (${s.requests} requests); plan ${f1(s.plan.executionMs)} ms, ${s.plan.seqScanOnMessages ? "**Seq Scan on messages**" : "no Seq Scan"}${s.plan.cteMaterialized ? ", CTE materialized" : ""}, ${s.plan.indexes.join(" + ") || "no index"}`,
+        met: s.p50Ms <= BUDGET_LIMITS.list_1m_p50_ms! && s.p99Ms <= BUDGET_LIMITS.list_1m_p99_ms! && !s.plan.seqScanOnMessages,
+        how: `\`npm run bench:list\` (alone, ${list.measuredAt.slice(0, 10)}): \`?${s.query}\`, total ${s.total}`,
+      });
+    }
+  } else out.push(missing("GET /api/v1/messages at 1M rows", listBudget, "list-1m"));
+
   return out;
 }
 
@@ -238,6 +255,8 @@ const BUDGET_UNITS: Record<BudgetKey, string> = {
   probe_db_queries: "Postgres statements caused by 100 × /health + 100 × /live",
   webhook_delivery_p50_ms: "ms from a status change's commit to its signed webhook at the receiver, p50 (bench/webhooks.ts)",
   webhook_delivery_p99_ms: "the same, p99",
+  list_1m_p50_ms: "ms, GET /api/v1/messages at 1,000,000 rows, the slowest filter shape's p50 (bench/list-1m.ts)",
+  list_1m_p99_ms: "the same, the slowest shape's p99",
 };
 
 /** Issue 14's budget keys as results.json holds them; bench/README.md says how each is measured. */
