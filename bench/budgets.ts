@@ -81,8 +81,17 @@ export const BUDGET_LIMITS: Record<BudgetKey, number | null> = {
   lost_enqueue_recovery_s: 60,
   redis_commands_per_message_20: 1.05,
   probe_db_queries: 0,
-  webhook_delivery_p50_ms: 250,
-  webhook_delivery_p99_ms: 1000,
+  // bench/webhooks.ts, 200 SMS at 20/s on the local stack: p50 25.6–30.4 ms and p99 60.9–104.7 ms
+  // over two runs (2026-12-05). About 3–4× headroom: the 2 cores are shared with everything else
+  // (workerd, the bridges, Postgres, the load generator and the receiver), where the tail doubles
+  // from one run to the next; a p99 past 400 ms would be a real change (a lost doorbell, say, is
+  // caught by the sweep a minute later, not within these).
+  webhook_delivery_p50_ms: 100,
+  webhook_delivery_p99_ms: 400,
+  // bench/list-1m.ts, the slowest filter shape at 1,000,000 rows: an interactive list answers a
+  // page within 100 ms at p50 and 300 ms at p99, whatever the filter. Set as the target, not from
+  // the measurement: on 2026-12-05 the route misses it (p50 up to 1.3 s) because its CTE is
+  // materialized and its exact total counts every matching row; bench/README.md has the plans.
   list_1m_p50_ms: 100,
   list_1m_p99_ms: 300,
 };

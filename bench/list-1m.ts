@@ -278,6 +278,7 @@ export async function runList(opts: ListOptions): Promise<ListResult> {
       { name: "from = a sender number", filters: { from: "+12025550000" }, offset: 0 },
       { name: "one-day window (created_after/created_before)", filters: { createdAfter: dayStart, createdBefore: dayStart + day }, offset: 0 },
       { name: "status = failed", filters: { status: "failed" }, offset: 0 },
+      { name: "status = sent", filters: { status: "sent" }, offset: 0 },
       { name: "status = delivered", filters: { status: "delivered" }, offset: 0 },
       { name: "page 11, no filter (offset 500)", filters: {}, offset: 500 },
       { name: "page 101, no filter (offset 5000)", filters: {}, offset: 5000 },
