@@ -267,7 +267,9 @@ function budgetsTable(r: BenchResults): string[] {
     const limit = BUDGET_LIMITS[key];
     const budget = limit === null ? "reported" : `≤ ${limit}`;
     if (!b) {
-      lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${r.errors.budgets ? "not measured: budgets failed" : "not run"} | ${budget} | — |`);
+      // issue 15's keys come from their own benchmarks
+      const owner = key.startsWith("webhook_") ? "webhooks" : key.startsWith("list_1m_") ? "list-1m" : "budgets";
+      lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${r.errors[owner] ? `not measured: ${owner} failed` : "not run"} | ${budget} | — |`);
       continue;
     }
     const value = Number.isInteger(b.value) ? String(b.value) : Number.isFinite(b.value) ? b.value.toFixed(3) : String(b.value);
