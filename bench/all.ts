@@ -20,7 +20,9 @@ import { runColdStart } from "./cold-start.ts";
 import { POSTGRES_URL, REDIS_URL } from "./lib.ts";
 import { writeReport, RESULTS_MD, RESULTS_JSON, RESULTS_SVG, type BenchResults, type BundleResult } from "./report.ts";
 import { runScheduled } from "./scheduled.ts";
+import { listBudgets } from "./list-1m.ts";
 import { runSendPath } from "./send-path.ts";
+import { runWebhooks, webhookBudgets } from "./webhooks.ts";
 import { runWorker, WORKER_SECTIONS } from "./worker.ts";
 
 const run = promisify(execFile);
@@ -42,6 +44,9 @@ const knobs = {
   THROUGHPUT_MESSAGES: Number(knob("THROUGHPUT_MESSAGES", "1200", "300")),
   COLD_STARTS: Number(knob("COLD_STARTS", "3", "1")),
   SCHEDULED_MESSAGES: Number(knob("SCHEDULED_MESSAGES", "50", "20")),
+  // bench/webhooks.ts: messages per phase (plain, then retry), one every WEBHOOK_INTERVAL_MS
+  WEBHOOK_MESSAGES: Number(knob("WEBHOOK_MESSAGES", "200", "50")),
+  WEBHOOK_INTERVAL_MS: Number(knob("WEBHOOK_INTERVAL_MS", "50", "50")),
   // bench/budgets.ts: sends per transport at 20 ms RTT, messages offered at 20/s, and how much the
   // idle hour is compressed (60 crons 60/k s apart with a 600/k s safety cadence)
   BUDGET_SENDS: Number(knob("BUDGET_SENDS", "100", "30")),
@@ -182,6 +187,7 @@ results.worker = await step("worker", () =>
 );
 results.coldStart = await step("cold-start", () => runColdStart({ port: PORT ?? 8182, runs: knobs.COLD_STARTS }));
 results.scheduled = await step("scheduled", () => runScheduled({ port: PORT ?? 8183, messages: knobs.SCHEDULED_MESSAGES, aheadMs: 4000 }));
+results.webhooks = await step("webhooks", () => runWebhooks({ port: PORT ?? 8185, messages: knobs.WEBHOOK_MESSAGES, intervalMs: knobs.WEBHOOK_INTERVAL_MS }));
 results.bundle = await step("bundle", bundleSize);
 const budgets = await step("budgets", () =>
   runBudgets({
@@ -195,6 +201,19 @@ const budgets = await step("budgets", () =>
 if (budgets) {
   results.budgets = budgets.budgets;
   results.budgetsDetail = budgets.detail;
+}
+// issue 15's keys come from their own benchmarks
+if (results.webhooks) results.budgets = { ...results.budgets, ...webhookBudgets(results.webhooks) };
+// bench/list-1m.ts takes minutes and is run alone (npm run bench:list): its last section and keys
+// are carried over, with the date they were measured (list1m.measuredAt).
+try {
+  const previous = JSON.parse(await readFile(RESULTS_JSON, "utf8")) as BenchResults;
+  if (previous.list1m) {
+    results.list1m = previous.list1m;
+    results.budgets = { ...results.budgets, ...listBudgets(previous.list1m) };
+  }
+} catch {
+  // no previous results: nothing to carry over
 }
 results.meta.seconds.total = (performance.now() - started) / 1000;
 

@@ -25,8 +25,15 @@ export const BUDGET_KEYS = [
   "lost_enqueue_recovery_s",
   "redis_commands_per_message_20",
   "probe_db_queries",
+  // issue 15: measured by bench/webhooks.ts and bench/list-1m.ts, which write their own keys
+  "webhook_delivery_p50_ms",
+  "webhook_delivery_p99_ms",
+  "list_1m_p50_ms",
+  "list_1m_p99_ms",
 ] as const;
 export type BudgetKey = (typeof BUDGET_KEYS)[number];
+/** The keys runBudgets below measures; the others belong to their own benchmarks. */
+export type CoreBudgetKey = Exclude<BudgetKey, "webhook_delivery_p50_ms" | "webhook_delivery_p99_ms" | "list_1m_p50_ms" | "list_1m_p99_ms">;
 
 export interface BudgetsOptions {
   port: number;
@@ -62,7 +69,7 @@ export interface BudgetsDetail {
 }
 
 export interface BudgetsResult {
-  budgets: Record<BudgetKey, Budget>;
+  budgets: Record<CoreBudgetKey, Budget>;
   detail: BudgetsDetail;
 }
 
@@ -74,6 +81,19 @@ export const BUDGET_LIMITS: Record<BudgetKey, number | null> = {
   lost_enqueue_recovery_s: 60,
   redis_commands_per_message_20: 1.05,
   probe_db_queries: 0,
+  // bench/webhooks.ts, 200 SMS at 20/s on the local stack: p50 25.6–30.4 ms and p99 60.9–104.7 ms
+  // over two runs (2026-12-05). About 3–4× headroom: the 2 cores are shared with everything else
+  // (workerd, the bridges, Postgres, the load generator and the receiver), where the tail doubles
+  // from one run to the next; a p99 past 400 ms would be a real change (a lost doorbell, say, is
+  // caught by the sweep a minute later, not within these).
+  webhook_delivery_p50_ms: 100,
+  webhook_delivery_p99_ms: 400,
+  // bench/list-1m.ts, the slowest filter shape at 1,000,000 rows: an interactive list answers a
+  // page within 100 ms at p50 and 300 ms at p99, whatever the filter. Set as the target, not from
+  // the measurement: on 2026-12-05 the route misses it (p50 up to 1.3 s) because its CTE is
+  // materialized and its exact total counts every matching row; bench/README.md has the plans.
+  list_1m_p50_ms: 100,
+  list_1m_p99_ms: 300,
 };
 
 export function budgetsOptionsFromEnv(): BudgetsOptions {
@@ -89,7 +109,7 @@ export function budgetsOptionsFromEnv(): BudgetsOptions {
 const RTT_MS = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function verdict(key: BudgetKey, value: number): Budget {
+export function verdict(key: BudgetKey, value: number): Budget {
   const budget = BUDGET_LIMITS[key];
   return { value, budget, met: budget === null ? null : Number.isFinite(value) && value <= budget };
 }
@@ -413,7 +433,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
   }
 
   const sortedRecovery = [...detail.lostEnqueue.recoverySeconds].sort((a, b) => a - b);
-  const budgets: Record<BudgetKey, Budget> = {
+  const budgets: Record<CoreBudgetKey, Budget> = {
     send_p50_rtt: verdict("send_p50_rtt", httpSend.p50Ms / RTT_MS),
     send_p50_ms_rtt20_ws_vs_http: verdict("send_p50_ms_rtt20_ws_vs_http", wsSend.p50Ms / httpSend.p50Ms),
     idle_hour_postgres_queries: verdict("idle_hour_postgres_queries", detail.idle.postgresQueries),
@@ -424,7 +444,7 @@ export async function runBudgets(options: BudgetsOptions): Promise<BudgetsResult
     // Statements, set_config preludes included: every one would wake Neon.
     probe_db_queries: verdict("probe_db_queries", detail.probes.postgresStatements),
   };
-  for (const key of BUDGET_KEYS) {
+  for (const key of Object.keys(budgets) as CoreBudgetKey[]) {
     const b = budgets[key];
     report(`  ${key.padEnd(32)} ${b.value.toFixed(3).padStart(9)}  budget ${b.budget === null ? "reported" : `≤ ${b.budget}`}  ${b.met === null ? "" : b.met ? "met" : "NOT MET"}`);
   }

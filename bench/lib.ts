@@ -23,10 +23,14 @@ export interface BenchStack extends Stack {
 export interface BenchStackOptions {
   /** simulated round trip to Neon and Upstash in ms (dev/simulated-rtt.ts); default $BRIDGE_RTT_MS, else 0 */
   rttMs?: number;
+  /** the database to use (created and migrated if missing, dropped by close()); default msg_bench_<pid> */
+  databaseName?: string;
+  /** close() leaves the database (a benchmark that loaded it may want to look at it afterwards) */
+  keepDatabase?: boolean;
 }
 
 export async function startBenchStack(port: number, vars: Record<string, string> = {}, opts: BenchStackOptions = {}): Promise<BenchStack> {
-  const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/msg_bench_${process.pid}` }).toString();
+  const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/${opts.databaseName ?? `msg_bench_${process.pid}`}` }).toString();
   const claimed = await claimRedisDb(REDIS_URL);
   // Durable Object storage of its own: a shard's alarm left by the previous stack would otherwise
   // wake in this one and be counted as this stack's traffic.
@@ -50,7 +54,7 @@ export async function startBenchStack(port: number, vars: Record<string, string>
     async close() {
       await stack.stop();
       await claimed.release();
-      await dropDatabase(databaseUrl);
+      if (!opts.keepDatabase) await dropDatabase(databaseUrl);
       await rm(persistTo, { recursive: true, force: true });
     },
   });

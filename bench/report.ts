@@ -7,9 +7,11 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { BUDGET_KEYS, BUDGET_LIMITS, type Budget, type BudgetKey, type BudgetsDetail } from "./budgets.ts";
 import type { ColdStartResult } from "./cold-start.ts";
+import type { ListResult } from "./list-1m.ts";
 import { isMain } from "./lib.ts";
 import type { ScheduledResult } from "./scheduled.ts";
 import type { SendPathResult } from "./send-path.ts";
+import type { WebhooksResult } from "./webhooks.ts";
 import type { WorkerResult } from "./worker.ts";
 
 export interface BundleResult {
@@ -39,8 +41,11 @@ export interface BenchResults {
   coldStart?: ColdStartResult;
   bundle?: BundleResult;
   scheduled?: ScheduledResult;
-  /** issue 14's keys, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
-  budgets?: Record<BudgetKey, Budget>;
+  webhooks?: WebhooksResult;
+  /** bench/list-1m.ts, run alone (npm run bench:list); npm run bench carries the last one over */
+  list1m?: ListResult;
+  /** issue 14's keys and issue 15's, each { value, budget, met } (bench/budgets.ts; bench/README.md says how) */
+  budgets?: Partial<Record<BudgetKey, Budget>>;
   budgetsDetail?: BudgetsDetail;
   /** benchmark name → error message, for the ones that failed */
   errors: Record<string, string>;
@@ -199,6 +204,41 @@ export function figures(r: BenchResults): Figure[] {
     });
   } else out.push(missing("scheduled send lateness (sent_at - send_at), idle", "p99 ≤ 2 s", "scheduled"));
 
+  const wh = r.webhooks;
+  const whBudget = `p50 ≤ ${BUDGET_LIMITS.webhook_delivery_p50_ms} ms, p99 ≤ ${BUDGET_LIMITS.webhook_delivery_p99_ms} ms`;
+  if (wh) {
+    const p = wh.plain;
+    out.push({
+      figure: "status webhook: commit → received, signed, 200 answers",
+      budget: whBudget,
+      measured: `p50 ${f1(p.p50Ms)} ms, p99 ${f1(p.p99Ms)} ms (max ${f1(p.maxMs)} ms; ${p.delivered}/${p.events} delivered, ${p.duplicates} duplicates, ${p.badSignatures} bad signatures)`,
+      met: r.budgets?.webhook_delivery_p50_ms?.met === true && r.budgets?.webhook_delivery_p99_ms?.met === true,
+      how: `${wh.messages} SMS one every ${wh.intervalMs} ms; webhook_events.created_at → receipt, each verified with the standardwebhooks package`,
+    });
+    const t = wh.retry;
+    out.push({
+      figure: "status webhook, receiver answers 500 to the first attempt of every 10th event",
+      budget: `each retried event received at most twice, signature valid both times`,
+      measured: `${t.deliveredTwiceVerified}/${t.failedFirst} received exactly twice, both verified (most receipts of one event ${t.maxReceipts}); retried p50 ${f1(t.retried.p50Ms)} ms, p99 ${f1(t.retried.p99Ms)} ms (retry after ${t.retryDelayS} s); others p50 ${f1(t.others.p50Ms)} ms, p99 ${f1(t.others.p99Ms)} ms; ${t.delivered}/${t.events} delivered`,
+      met: t.failedFirst > 0 && t.deliveredTwiceVerified === t.failedFirst && t.maxReceipts <= 2 && t.badSignatures === 0 && t.delivered === t.events,
+      how: `${wh.messages} SMS more on the same stack, a second endpoint`,
+    });
+  } else out.push(missing("status webhook: commit → received", whBudget, "webhooks"));
+
+  const list = r.list1m;
+  const listBudget = `p50 ≤ ${BUDGET_LIMITS.list_1m_p50_ms} ms, p99 ≤ ${BUDGET_LIMITS.list_1m_p99_ms} ms, no Seq Scan on messages`;
+  if (list) {
+    for (const s of list.shapes) {
+      out.push({
+        figure: `GET /api/v1/messages at ${(list.rows / 1e6).toLocaleString("en-US")}M rows: ${s.name}`,
+        budget: listBudget,
+        measured: `p50 ${f1(s.p50Ms)} ms, p99 ${f1(s.p99Ms)} ms (${s.requests} requests); plan ${f1(s.plan.executionMs)} ms, ${s.plan.seqScanOnMessages ? "**Seq Scan on messages**" : "no Seq Scan"}${s.plan.cteMaterialized ? ", CTE materialized" : ""}, ${s.plan.indexes.join(" + ") || "no index"}`,
+        met: s.p50Ms <= BUDGET_LIMITS.list_1m_p50_ms! && s.p99Ms <= BUDGET_LIMITS.list_1m_p99_ms! && !s.plan.seqScanOnMessages,
+        how: `\`npm run bench:list\` (alone, ${list.measuredAt.slice(0, 10)}): \`?${s.query}\`, total ${s.total}`,
+      });
+    }
+  } else out.push(missing("GET /api/v1/messages at 1M rows", listBudget, "list-1m"));
+
   return out;
 }
 
@@ -213,6 +253,10 @@ const BUDGET_UNITS: Record<BudgetKey, string> = {
   lost_enqueue_recovery_s: "s from a failed XADD on the send path to the stream entry (median)",
   redis_commands_per_message_20: "Redis commands per delivered message, 20 msg/s offered",
   probe_db_queries: "Postgres statements caused by 100 × /health + 100 × /live",
+  webhook_delivery_p50_ms: "ms from a status change's commit to its signed webhook at the receiver, p50 (bench/webhooks.ts)",
+  webhook_delivery_p99_ms: "the same, p99",
+  list_1m_p50_ms: "ms, GET /api/v1/messages at 1,000,000 rows, the slowest filter shape's p50 (bench/list-1m.ts)",
+  list_1m_p99_ms: "the same, the slowest shape's p99",
 };
 
 /** Issue 14's budget keys as results.json holds them; bench/README.md says how each is measured. */
@@ -223,7 +267,9 @@ function budgetsTable(r: BenchResults): string[] {
     const limit = BUDGET_LIMITS[key];
     const budget = limit === null ? "reported" : `≤ ${limit}`;
     if (!b) {
-      lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${r.errors.budgets ? "not measured: budgets failed" : "not run"} | ${budget} | — |`);
+      // issue 15's keys come from their own benchmarks
+      const owner = key.startsWith("webhook_") ? "webhooks" : key.startsWith("list_1m_") ? "list-1m" : "budgets";
+      lines.push(`| \`${key}\` | ${BUDGET_UNITS[key]} | ${r.errors[owner] ? `not measured: ${owner} failed` : "not run"} | ${budget} | — |`);
       continue;
     }
     const value = Number.isInteger(b.value) ? String(b.value) : Number.isFinite(b.value) ? b.value.toFixed(3) : String(b.value);
