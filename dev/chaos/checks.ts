@@ -454,9 +454,10 @@ export async function inspect(e: Evidence): Promise<Report> {
     e.inbound.reduce((n, i) => n + i.answers.filter((s) => s >= 200 && s < 300).length, 0);
   const effects = (await rows<{ n: string }>(e.db, "select count(*) as n from processed_webhook_events"))[0]?.n;
   const count = (status: string) => messages.filter((m) => m.status === status).length;
-  const sweep = (await rows<{ reenqueued: string; leased: string }>(
+  const sweep = (await rows<{ reenqueued: string; retries: string; leased: string }>(
     e.db,
-    `select count(*) filter (where type = 'enqueued' and data->>'source' = 'sweep') as reenqueued,
+    `select count(*) filter (where type = 'enqueued' and data->>'source' = 'sweep' and data->>'reason' = 'initial') as reenqueued,
+            count(*) filter (where type = 'enqueued' and data->>'source' = 'sweep' and data->>'reason' = 'scheduled_retry') as retries,
             count(*) filter (where type = 'status_changed' and data->>'reason' = 'lease_expired') as leased
        from message_events`,
   ))[0];
@@ -504,7 +505,10 @@ export async function inspect(e: Evidence): Promise<Report> {
     ["held at the end", String(held.length)],
     ["failed attempts not counted against the message (by class)", uncounted.map((c) => `${c.reason} ${c.n}`).join(", ") || "none"],
     ["retried", `${retried.length} messages, ${retried.reduce((n, m) => n + m.attempts - 1, 0)} retries`],
-    ["recovered by the sweep", `${sweep?.reenqueued} re-enqueued (enqueue lost or late), ${sweep?.leased} stuck in sending past the lease`],
+    [
+      "recovered by the sweep",
+      `${sweep?.reenqueued} first entries re-enqueued (XADD lost or late), ${sweep?.retries} due retries enqueued (their schedule lost with Redis), ${sweep?.leased} stuck in sending past the lease`,
+    ],
     ["dead letters", `${deadLetters.size} rows, ${await e.redis.xlen(DLQ_STREAM)} in ${DLQ_STREAM}`],
     ["webhook deliveries answered 2xx", String(webhookDeliveries)],
     ["duplicates prevented (deliveries − distinct events)", String(webhookDeliveries - Number(effects))],

@@ -8,6 +8,7 @@ import { call } from "../helpers/http";
 import { EMAIL, freshPair, getJson, send, sendPending, SMS } from "../helpers/fixtures";
 import { drainAll, eventTypes, messageStatus, settle, waitFor, worker } from "../helpers/worker";
 import { sql } from "../helpers/db";
+import { programme } from "../helpers/sandbox";
 
 const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, automaticDeserialization: false });
 
@@ -186,6 +187,20 @@ describe("sync mode", () => {
 });
 
 describe("sweep", () => {
+  it("an id handed to the shard while its run is on (enqueueLater mid-run) is written and sent by that run's re-arm, without the sweep", async () => {
+    // An alarm set during a run is deleted when the run ends and goes to sleep, so the shard must
+    // remember the handover and re-arm itself; otherwise the message waits for the sweep's slow pass.
+    const slow = { ...SMS, ...freshPair() };
+    await programme(slow.to, ["slow:800"]);
+    const { body: busy } = await send(slow);
+    await waitFor(() => messageStatus(busy.id), (m) => m.status === "sending");
+    const { body: handed } = await sendPending({ ...SMS, ...freshPair() });
+    await worker("sms:0").enqueueLater(handed.id);
+    // No drain, no doorbell, no sweep: only the shard's own alarms may send it.
+    await waitFor(() => messageStatus(handed.id), (m) => m.status === "sent", 60_000);
+    expect((await messageStatus(busy.id)).status).toBe("sent");
+  });
+
   it("a send whose XADD failed is answered 201 and reaches its stream through its shard, which keeps the id until Redis answers", async () => {
     const { res, body } = await send({ ...SMS, ...freshPair() }, {}, { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9", REDIS_TIMEOUT_MS: "500" });
     expect(res.status).toBe(201);
