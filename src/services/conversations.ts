@@ -62,7 +62,7 @@ const ORDER = sql`last_message_at desc nulls last, created_at desc, id desc`;
 /** The page and the exact total in one round trip. */
 async function page(deps: Deps, filtered: SQL, p: Page) {
   const rows = await deps.db().run<Row>(sql`
-    with filtered as (${filtered})
+    with filtered as not materialized (${filtered})
     select c.*, t.total from (select count(*)::int as total from filtered) t
     left join lateral (select * from filtered order by ${ORDER} limit ${p.limit} offset ${p.offset}) c on true`);
   return {
