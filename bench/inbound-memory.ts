@@ -80,6 +80,9 @@ export async function runInboundMemory(port = Number(process.env.PORT ?? 8187)):
     const parse = inboundParse(30 * MB - 4096);
     const batch = eventBatch(5 * MB - 64 * 1024);
     const requests = [
+      // The runtime's own share (wrangler dev's proxy in the same process, the request's buffers):
+      // the same 30 MB to a path that never reads it.
+      { name: "30 MB to a path that does not read it (404)", body: parse.body, contentType: parse.contentType, path: "/api/v1/not-a-route" },
       { name: "Inbound Parse, 30 MB (one attachment)", body: parse.body, contentType: parse.contentType },
       { name: "Event Webhook batch, 5 MB", body: batch, contentType: "application/json" },
     ];
@@ -94,7 +97,7 @@ export async function runInboundMemory(port = Number(process.env.PORT ?? 8187)):
         // in another): each peak is reset, and the process that grew most is reported.
         for (const p of pids) writeFileSync(`/proc/${p}/clear_refs`, "5"); // resets VmHWM to the current RSS
         const before = pids.map((p) => statusKb(p, "VmRSS"));
-        const res = await fetch(url, { method: "POST", headers: { "content-type": r.contentType }, body: new Blob([r.body]) });
+        const res = await fetch("path" in r ? `${stack.url}${r.path}` : url, { method: "POST", headers: { "content-type": r.contentType }, body: new Blob([r.body]) });
         await res.arrayBuffer();
         const above = pids.map((p, i) => statusKb(p, "VmHWM") - before[i]!);
         const most = above.indexOf(Math.max(...above));
@@ -113,5 +116,5 @@ if (isMain(import.meta.url)) {
   for (const c of result.cases) {
     console.log(`${c.name}: HTTP ${c.status}, workerd RSS ${c.rssBeforeMB.toFixed(0)} MB before, peak +${c.peakAboveMB.toFixed(1)} MB (body ${c.bodyMB.toFixed(1)} MB)`);
   }
-  if (result.cases.some((c) => c.status !== 200)) process.exit(1);
+  if (result.cases.some((c) => c.status !== 200 && !c.name.includes("(404)"))) process.exit(1);
 }

@@ -139,7 +139,7 @@ export async function startMediaFetch(env: Env, messageId: string, items: MediaI
 export interface InboundFile {
   filename: string;
   contentType: string;
-  bytes: Uint8Array;
+  content: Blob;
 }
 
 /**
@@ -156,13 +156,13 @@ export async function storeInboundFiles(
   const keys: string[] = [];
   const skipped: { filename: string; bytes: number; reason: string }[] = [];
   for (const file of files) {
-    if (file.bytes.byteLength > config.MEDIA_MAX_BYTES) {
-      skipped.push({ filename: file.filename, bytes: file.bytes.byteLength, reason: `larger than MEDIA_MAX_BYTES (${config.MEDIA_MAX_BYTES})` });
+    if (file.content.size > config.MEDIA_MAX_BYTES) {
+      skipped.push({ filename: file.filename, bytes: file.content.size, reason: `larger than MEDIA_MAX_BYTES (${config.MEDIA_MAX_BYTES})` });
       continue;
     }
     const n = urls.length;
     const key = mediaKey(messageId, n);
-    await bucket.put(key, file.bytes, { httpMetadata: { contentType: file.contentType }, customMetadata: { source: "email", filename: file.filename } });
+    await bucket.put(key, file.content, { httpMetadata: { contentType: file.contentType }, customMetadata: { source: "email", filename: file.filename } });
     keys.push(key);
     urls.push(attachmentUrl(config, messageId, n));
   }

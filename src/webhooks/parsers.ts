@@ -325,7 +325,8 @@ async function fileParts(form: FormData): Promise<InboundFile[]> {
     const described = isPlainObject(info[name]) ? info[name] : {};
     const filename = typeof described.filename === "string" && described.filename !== "" ? described.filename : file.name || name;
     const type = typeof described.type === "string" && described.type !== "" ? described.type : file.type || "application/octet-stream";
-    files.push({ filename, contentType: type, bytes: new Uint8Array(await file.arrayBuffer()) });
+    // The part itself, not a copy of its bytes: a 30 MB post must not hold the attachment twice.
+    files.push({ filename, contentType: type, content: file });
   }
   return files;
 }
