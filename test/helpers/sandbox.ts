@@ -2,8 +2,8 @@
 // the Workers runtime: a config whose live clients talk to it, outcome programming, and what it
 // received and produced. Recipients are unique per call, so tests never share a behaviour queue.
 import { env } from "cloudflare:test";
-import { Redis } from "@upstash/redis/cloudflare";
 import { loadConfig, type Config } from "../../src/config";
+import { sql } from "./db";
 import type { OutboundMessage } from "../../src/providers/types";
 import {
   SANDBOX_CREDENTIALS,
@@ -63,10 +63,12 @@ export function sandboxConfig(overrides: Record<string, string | undefined> = {}
 let counter = 0;
 /**
  * A recipient number no other test uses (+1 404 ...). Every test file of a run shares one sandbox,
- * so each file takes its own block from a counter in the run's Redis: a random block per file gave
- * two of some 40 files the same numbers often enough to fail CI (a request seen twice).
+ * so each file takes its own block from a sequence in the run's Postgres database: a random block
+ * per file gave two of some 40 files the same numbers often enough to fail CI (a request seen
+ * twice), and a counter in Redis started again after scheduled.test.ts's FLUSHDB (the same).
  */
-const runBlock = 100 + (Number(await new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }).incr("test:recipient-block")) % 900);
+const [taken] = await sql<{ n: string }>("select nextval('test_recipient_block') as n");
+const runBlock = 100 + (Number(taken!.n) % 900);
 export function uniquePhone(): string {
   counter += 1;
   return `+1404${runBlock}${String(counter).padStart(4, "0")}`;

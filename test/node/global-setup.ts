@@ -4,6 +4,7 @@
 import net from "node:net";
 import type { TestProject } from "vitest/node";
 import Redis from "ioredis";
+import pg from "pg";
 import { applyMigrations, dropDatabase, ensureDatabase, postgresAnswers } from "../../dev/db.ts";
 import { startRedisBridge } from "../../dev/redis-bridge.ts";
 import { startNeonProxy } from "../../dev/neon-proxy.ts";
@@ -50,6 +51,11 @@ export default async function setup(project: TestProject) {
   const databaseUrl = Object.assign(new URL(PG_BASE), { pathname: `/${dbName}` }).toString();
   await ensureDatabase(databaseUrl);
   await applyMigrations(databaseUrl);
+  // Recipient blocks for test files (test/helpers/sandbox.ts uniquePhone): one per file, never twice.
+  const setup = new pg.Client({ connectionString: databaseUrl });
+  await setup.connect();
+  await setup.query("create sequence test_recipient_block");
+  await setup.end();
 
   const redisDb = await claimRedisDb(REDIS_URL);
   const bridge = await startRedisBridge({ redisUrl: REDIS_URL, db: redisDb.db, token: TOKEN, port: 0 });
