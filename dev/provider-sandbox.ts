@@ -57,7 +57,7 @@ import {
 } from "./sandbox/shared.ts";
 import { TwilioSandbox, messageIdFromCallbackUrl, twilioError, type TwilioCredentials, type TwilioMessage } from "./sandbox/twilio.ts";
 import { SendGridSandbox, sendgridError, sendgridForbidden, sendgridRateLimitHeaders } from "./sandbox/sendgrid.ts";
-import { Receiver } from "./sandbox/receiver.ts";
+import { Receiver, type ReceivedWebhook } from "./sandbox/receiver.ts";
 import { SANDBOX_CREDENTIALS, type CallbackRecord, type CredentialStates, type ForeignMessageSpec, type SentMail } from "./sandbox/api.ts";
 
 export type {
@@ -111,6 +111,8 @@ export interface ProviderSandbox {
   release(to?: string): string[];
   /** a Twilio message as if another system on the same account had sent it */
   insertForeignMessage(spec: ForeignMessageSpec): TwilioMessage;
+  /** the customers' status webhook receivers (POST /__receiver/<name>), in process */
+  receiver: { programme(name: string, answers: string[]): void; received(name?: string): ReceivedWebhook[] };
   reset(to?: string): void;
   close(): Promise<void>;
 }
@@ -469,6 +471,7 @@ export async function startProviderSandbox(opts: ProviderSandboxOptions = {}): P
     setCredentials: (states) => state.setCredentials(states),
     release: (to) => twilio.release(to),
     insertForeignMessage: (spec) => twilio.insertForeign(spec),
+    receiver: { programme: (name, answers) => receiver.programme(name, answers), received: (name) => receiver.list(name ?? null) },
     reset,
     async close() {
       await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
 import { call, jsonRequest } from "./helpers/http";
 import { EMAIL, freshPair, getJson, send, sendPending, SMS } from "./helpers/fixtures";
+import { sql } from "./helpers/db";
 
 const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN });
 
@@ -183,7 +184,7 @@ describe("GET /api/v1/messages", () => {
     for (const path of ["/api/v1/messages?limit=10", "/api/v1/messages/?limit=10"]) {
       const { res, body } = await getJson(path);
       expect(res.status).toBe(200);
-      expect(Object.keys(body).sort()).toEqual(["limit", "messages", "offset", "total"]);
+      expect(Object.keys(body).sort()).toEqual(["limit", "messages", "offset", "total", "total_capped"]);
     }
     const page = await getJson("/api/v1/messages?limit=2");
     expect(page.body.messages).toHaveLength(2);
@@ -209,6 +210,30 @@ describe("GET /api/v1/messages", () => {
     const past = await getJson(`/api/v1/messages?conversation_id=${first.body.conversation_id}&offset=100`);
     expect(past.body.messages).toEqual([]);
     expect(past.body.total).toBe(5);
+  });
+
+  it("counts the total up to 10,000 matches: exact below, capped and said so above", async () => {
+    const pair = freshPair();
+    const { body: first } = await sendPending({ ...SMS, ...pair });
+    // 10,000 more to the same recipient, inserted as the send route stores them (rows only).
+    await sql(
+      `insert into messages (id, conversation_id, provider, direction, status, type, from_address, to_address, body, segments)
+       select gen_random_uuid(), $1, 'twilio', 'outbound', 'delivered', 'sms', $2, $3, 'bulk ' || g, 1 from generate_series(1, 9999) g`,
+      [first.conversation_id, pair.from, pair.to],
+    );
+    const exact = await getJson(`/api/v1/messages?to=${encodeURIComponent(pair.to)}&limit=1`);
+    expect([exact.body.total, exact.body.total_capped]).toEqual([10_000, false]);
+    await sql(
+      `insert into messages (id, conversation_id, provider, direction, status, type, from_address, to_address, body, segments)
+       values (gen_random_uuid(), $1, 'twilio', 'outbound', 'delivered', 'sms', $2, $3, 'one more', 1)`,
+      [first.conversation_id, pair.from, pair.to],
+    );
+    const capped = await getJson(`/api/v1/messages?to=${encodeURIComponent(pair.to)}&limit=1`);
+    expect([capped.body.total, capped.body.total_capped]).toEqual([10_000, true]);
+    expect(capped.body.messages).toHaveLength(1);
+    // The legacy list keeps its exact total.
+    const legacy = await getJson(`/api/conversations/${first.conversation_id}/messages?limit=1`);
+    expect(legacy.body.total).toBe(10_001);
   });
 });
 

@@ -1764,14 +1764,17 @@ export interface components {
          *         }
          *       ],
          *       "total": 1,
+         *       "total_capped": false,
          *       "limit": 50,
          *       "offset": 0
          *     }
          */
         MessageList: {
             messages: components["schemas"]["Message"][];
-            /** @description Rows matching the filters, whatever the page. */
+            /** @description Messages matching the filters, whatever the page, counted up to 10,000 (see `total_capped`). */
             total: number;
+            /** @description `true` when more than 10,000 messages match: `total` is then 10,000, not the count. */
+            total_capped: boolean;
             limit: number;
             offset: number;
         };

@@ -3,6 +3,7 @@
 // and the figures of the run.
 import type Redis from "ioredis";
 import type pg from "pg";
+import { Webhook } from "standardwebhooks";
 import { CONSUMER_GROUP, DLQ_STREAM, retryKey, streamKey } from "../../src/queue/keys.ts";
 import type { ProviderSandbox, RecordedRequest } from "../provider-sandbox.ts";
 import { recipientKey } from "../sandbox/shared.ts";
@@ -37,6 +38,8 @@ export interface Evidence {
   drainS: number | null;
   /** when the watchdog restarted wrangler dev because its local proxy stopped answering */
   watchdogRestarts: string[];
+  /** the customer's status webhook endpoint (failing and hanging at times) and when it was owed nothing */
+  customer: { endpointId: string; secret: string; receiver: string; settledS: number | null };
   /** SIDs of the Twilio messages inserted as sent by someone else */
   foreignSids: string[];
   /** the calibration: capacity measured, rate offered */
@@ -421,6 +424,8 @@ export async function inspect(e: Evidence): Promise<Report> {
     ),
   );
   checks.push({ name: "the queue drained after the last fault", ok: e.drainS !== null, detail: e.drainS === null ? "still in flight at the timeout" : `${e.drainS.toFixed(1)} s` });
+  const customer = await customerWebhooks(e, messages);
+  checks.push(...customer.checks);
 
   // Figures
   // Refusals by reason, with when they came: each should line up with a fault.
@@ -511,6 +516,7 @@ export async function inspect(e: Evidence): Promise<Report> {
     ],
     ["dead letters", `${deadLetters.size} rows, ${await e.redis.xlen(DLQ_STREAM)} in ${DLQ_STREAM}`],
     ["webhook deliveries answered 2xx", String(webhookDeliveries)],
+    ["status webhooks to the customer's endpoint", customer.figure],
     ["duplicates prevented (deliveries − distinct events)", String(webhookDeliveries - Number(effects))],
     ["callbacks the service could not take (redelivered later)", String(callbacks.filter((c) => c.responseStatus === undefined || c.responseStatus >= 300).length)],
     ["faults", [...e.faults].sort((a, b) => a.startedS - b.startedS).map((f) => `${f.label} at ${f.startedS.toFixed(0)}–${f.endedS.toFixed(0)} s`).join("; ")],
@@ -539,4 +545,55 @@ export function printReport(report: Report): void {
   console.log("\ncheck".padEnd(width + 3) + "result");
   for (const c of report.checks) console.log(`${c.name.padEnd(width + 2)}${c.ok ? "PASS" : "FAIL"}  ${c.detail}`);
   if (report.explanations.length > 0) console.log(`\nwhat was recorded for some offenders:\n${report.explanations.join("\n")}`);
+}
+
+/**
+ * The customer's status webhook endpoint answered 500 to every 9th request and never answered
+ * every 97th: each final status (delivered, undelivered, failed) must have its event, and each
+ * event must have reached the endpoint with a 2xx answer and a valid signature, checked against
+ * the receiver's own record (verified with the `standardwebhooks` package, as a customer would).
+ */
+async function customerWebhooks(e: Evidence, messages: MessageRow[]): Promise<{ checks: Check[]; figure: string }> {
+  const events = await rows<{ id: string; message_id: string; type: string; status: string; attempts: number }>(
+    e.db,
+    "select id, message_id, type, status, attempts from webhook_events where endpoint_id = $1",
+    [e.customer.endpointId],
+  );
+  const received = e.sandbox.receiver.received(e.customer.receiver);
+  const verifier = new Webhook(e.customer.secret);
+  const byId = new Map<string, { answers: string[]; badSignature: number }>();
+  for (const r of received) {
+    const id = r.headers["webhook-id"] ?? "";
+    const seen = byId.get(id) ?? { answers: [], badSignature: 0 };
+    seen.answers.push(r.answer);
+    try {
+      verifier.verify(r.rawBody, { "webhook-id": id, "webhook-timestamp": r.headers["webhook-timestamp"] ?? "", "webhook-signature": r.headers["webhook-signature"] ?? "" });
+    } catch {
+      seen.badSignature++;
+    }
+    byId.set(id, seen);
+  }
+  const ok = (answer: string) => /^2\d\d$/.test(answer) || answer.startsWith("slow:");
+  const eventKeys = new Set(events.map((ev) => `${ev.message_id}|${ev.type}`));
+  const missing = messages.filter((m) => FINAL.has(m.status) && !eventKeys.has(`${m.id}|message.${m.status}`));
+  const undelivered = events.filter((ev) => ev.status !== "delivered" || !(byId.get(ev.id)?.answers.some(ok) ?? false));
+  const unsigned = [...byId].filter(([, v]) => v.badSignature > 0).map(([id, v]) => `${id}: ${v.badSignature} deliveries with a signature that does not verify`);
+  const failedAnswers = received.filter((r) => r.answer === "500").length;
+  const hangs = received.filter((r) => r.answer === "hang").length;
+  const mostTries = Math.max(0, ...[...byId.values()].map((v) => v.answers.length));
+  return {
+    checks: [
+      check(
+        "every final status has its status webhook event",
+        missing.map((m) => ({ text: `${m.id} ${m.status} without a message.${m.status} event`, to: m.to_address })),
+        `${events.length} events for ${messages.filter((m) => FINAL.has(m.status)).length} final outbound messages`,
+      ),
+      check(
+        "every status webhook reached the failing, hanging customer endpoint (2xx, per its own record)",
+        [...undelivered.map((ev) => `${ev.id} (${ev.type}) ${ev.status} after ${ev.attempts} attempts, receiver saw ${byId.get(ev.id)?.answers.join("/") ?? "nothing"}`), ...unsigned],
+        `${events.length} events delivered, every delivery's signature verified; ${e.customer.settledS === null ? "still owed at the end of the wait" : `nothing owed ${e.customer.settledS.toFixed(1)} s after the last fault`}`,
+      ),
+    ],
+    figure: `${events.length} events, ${received.length} deliveries (${failedAnswers} answered 500, ${hangs} hung), at most ${mostTries} per event`,
+  };
 }

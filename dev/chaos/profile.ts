@@ -52,7 +52,19 @@ export const WORKER_VARS: Record<string, string> = {
   RECONCILE_WINDOW_SECONDS: "60",
   // an open circuit (outage, revoked credentials) probes at least every 8 s, as retries back off to 8 s
   CIRCUIT_PROBE_MAX_MS: "8000",
+  // The customer's status webhook endpoint fails and hangs (run.ts): a hang costs 2 s, not 10, and
+  // a failed event is tried again within seconds, for about 90 s, not a day.
+  WEBHOOK_TIMEOUT_MS: "2000",
+  WEBHOOK_RETRY_SCHEDULE: "1,2,4,8,8,8,8,8,8,8,8,8,8",
 };
+
+/**
+ * What the customer's status webhook endpoint answers, request after request (then 200): every
+ * 9th a 500, every 97th never answered (the service's timeout ends it).
+ */
+export function customerAnswers(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => (i % 97 === 50 ? "hang" : i % 9 === 4 ? "500" : "200"));
+}
 
 type Moments = Record<"outage" | "rateLimit" | "credentials" | "redis" | "postgres" | "hang" | "evict", number>;
 

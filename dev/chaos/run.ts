@@ -18,7 +18,7 @@ import { startStack, type Stack } from "../stack.ts";
 import { inspect, owedInRedis, printReport, type XaddRecord } from "./checks.ts";
 import { runFaults, type FaultRecord } from "./faults.ts";
 import { Load } from "./load.ts";
-import { chosenProfile, WORKER_VARS } from "./profile.ts";
+import { chosenProfile, customerAnswers, WORKER_VARS } from "./profile.ts";
 import { startOwnPostgres, startOwnRedis, type CrashableService } from "./services.ts";
 
 const profile = chosenProfile(process.argv.slice(2), process.env);
@@ -47,6 +47,9 @@ function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
   const ceiling = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms)));
   return Promise.race([work, ceiling]).finally(() => clearTimeout(timer));
 }
+
+/** The sandbox receiver standing for the customer's status webhook endpoint. */
+const CUSTOMER_RECEIVER = "customer";
 
 /** Still owed: rows on their way (held ones are counted apart: they wait for attribution, not for work). */
 async function inFlight(databaseUrl: string, redis: Redis): Promise<{ rows: number; held: number; entries: number; retries: number }> {
@@ -163,6 +166,21 @@ async function main(): Promise<boolean> {
   redis.on("error", () => {});
   log(`stack up at ${stack.url} (Postgres ${owned.postgres.url}, Redis ${owned.redis.url})`);
 
+  // The customer's status webhook endpoint, at the sandbox's receiver: it answers 500 and hangs
+  // now and then (customerAnswers); every final status must reach it all the same.
+  sandbox.receiver.programme(CUSTOMER_RECEIVER, customerAnswers(200_000));
+  const created = await boundedFetch(
+    `${stack.url}/api/v1/webhook-endpoints`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ url: `${sandbox.url}/__receiver/${CUSTOMER_RECEIVER}`, events: ["message.delivered", "message.undelivered", "message.failed"] }),
+    },
+    20_000,
+  );
+  if (created.status !== 201) throw new Error(`creating the customer's webhook endpoint answered ${created.status}: ${created.text}`);
+  const customerEndpoint = JSON.parse(created.text) as { id: string; secret: string };
+
   const load = (owned.load = new Load(stack.url, sandbox, run, profile.requestTimeoutMs));
   const redeliveries: number[] = [];
   const inboundRedeliveries: (() => Promise<void>)[] = [];
@@ -258,6 +276,20 @@ async function main(): Promise<boolean> {
     }
     log(drainS === null ? "the queue did not drain in time" : `drained ${drainS.toFixed(1)} s after the last fault`);
 
+    // The status webhooks still owed to the customer (its failures and hangs retried on the
+    // run's short schedule, about 90 s at most) are waited for apart from the queue.
+    let webhooksSettledS: number | null = null;
+    const webhooksBy = performance.now() + 180_000;
+    while (performance.now() < webhooksBy) {
+      const [row] = await query<{ n: string }>(databaseUrl, "select count(*) as n from webhook_events where status = 'pending'").catch(() => [undefined]);
+      if (row && Number(row.n) === 0) {
+        webhooksSettledS = (performance.now() - lastFaultEnd) / 1000;
+        break;
+      }
+      if (row) log(`status webhooks still owed: ${row.n}`);
+      await sleep(5000);
+    }
+
     // Callbacks the service could not take (it was down) are delivered again, as SendGrid retries
     // them; then the last inbound redeliveries.
     const settleBy = Date.now() + 30_000;
@@ -283,6 +315,7 @@ async function main(): Promise<boolean> {
         faults,
         xadds,
         drainS,
+        customer: { endpointId: customerEndpoint.id, secret: customerEndpoint.secret, receiver: CUSTOMER_RECEIVER, settledS: webhooksSettledS },
         foreignSids: load.foreignSids,
         watchdogRestarts,
         capacity: { measuredPerS: capacity, offeredPerS: ratePerS, multiple: profile.offerMultiple, calibrationSends },

@@ -4,7 +4,7 @@ import { MESSAGE_STATUSES } from "../db/schema";
 import type { AppContext, AppEnv } from "../http/context";
 import { answerSend } from "../http/idempotent";
 import { keyClaim } from "../services/idempotency";
-import { cannotRetry, changeStatus, getMessage, listEvents, listMessages, messageNotFound, resetForRetry } from "../services/messages";
+import { cannotRetry, changeStatus, getMessage, LIST_TOTAL_CAP, listEvents, listMessages, messageNotFound, resetForRetry } from "../services/messages";
 import type { Message as MessageRepresentation } from "../services/representation";
 import { deliverAgain, type Delivery } from "../services/delivery";
 import { acceptSend, type SendSource } from "../services/send";
@@ -223,7 +223,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>) {
     const { conversation_id, parent_id, status, direction, type, to, from, limit, offset } = c.req.valid("query");
     const { created_after: createdAfter, created_before: createdBefore } = c.req.valid("query");
     const filters = { conversationId: conversation_id, parentId: parent_id, status, direction, type, to, from, createdAfter, createdBefore };
-    return c.json(await listMessages(c.get("deps"), filters, { limit, offset }), 200);
+    return c.json(await listMessages(c.get("deps"), filters, { limit, offset }, LIST_TOTAL_CAP), 200);
   });
 
   app.openapi(GetRoute, async (c) => c.json(await getMessage(c.get("deps"), c.req.valid("param").message_id), 200));

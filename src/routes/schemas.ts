@@ -120,8 +120,14 @@ export const Conversation = z
 const page = { total: Count.openapi({ description: "Rows matching the filters, whatever the page." }), limit: Count, offset: Count };
 
 export const MessageList = z
-  .object({ messages: z.array(Message), ...page })
-  .openapi("MessageList", { example: { messages: [MESSAGE_EXAMPLE], total: 1, limit: 50, offset: 0 } });
+  .object({
+    messages: z.array(Message),
+    total: Count.openapi({ description: "Messages matching the filters, whatever the page, counted up to 10,000 (see `total_capped`)." }),
+    total_capped: z.boolean().openapi({ description: "`true` when more than 10,000 messages match: `total` is then 10,000, not the count." }),
+    limit: Count,
+    offset: Count,
+  })
+  .openapi("MessageList", { example: { messages: [MESSAGE_EXAMPLE], total: 1, total_capped: false, limit: 50, offset: 0 } });
 
 export const ConversationList = z
   .object({ conversations: z.array(Conversation), ...page })
