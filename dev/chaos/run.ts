@@ -276,8 +276,19 @@ async function main(): Promise<boolean> {
     }
     log(drainS === null ? "the queue did not drain in time" : `drained ${drainS.toFixed(1)} s after the last fault`);
 
+    // Callbacks the service could not take (it was down) are delivered again, as SendGrid retries
+    // them; then the last inbound redeliveries.
+    const settleBy = Date.now() + 30_000;
+    while (sandbox.callbacks().some((c) => c.mode === "post" && !c.delivered) && Date.now() < settleBy) await sleep(500);
+    const unanswered = sandbox.callbacks().filter((c) => c.responseStatus === undefined || c.responseStatus >= 300);
+    log(`redelivering ${unanswered.length} callbacks the service did not take`);
+    await deliverInOrder(unanswered, 0);
+    await Promise.all(inboundRedeliveries.splice(0).map((deliver) => deliver()));
+    await sleep(1000);
+
     // The status webhooks still owed to the customer (its failures and hangs retried on the
-    // run's short schedule, about 90 s at most) are waited for apart from the queue.
+    // run's short schedule, about 90 s at most), the redelivered callbacks' included, are waited for
+    // apart from the queue.
     let webhooksSettledS: number | null = null;
     const webhooksBy = performance.now() + 180_000;
     while (performance.now() < webhooksBy) {
@@ -289,16 +300,6 @@ async function main(): Promise<boolean> {
       if (row) log(`status webhooks still owed: ${row.n}`);
       await sleep(5000);
     }
-
-    // Callbacks the service could not take (it was down) are delivered again, as SendGrid retries
-    // them; then the last inbound redeliveries.
-    const settleBy = Date.now() + 30_000;
-    while (sandbox.callbacks().some((c) => c.mode === "post" && !c.delivered) && Date.now() < settleBy) await sleep(500);
-    const unanswered = sandbox.callbacks().filter((c) => c.responseStatus === undefined || c.responseStatus >= 300);
-    log(`redelivering ${unanswered.length} callbacks the service did not take`);
-    await deliverInOrder(unanswered, 0);
-    await Promise.all(inboundRedeliveries.splice(0).map((deliver) => deliver()));
-    await sleep(1000);
 
     const db = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000, query_timeout: 60_000 });
     db.on("error", () => {});
