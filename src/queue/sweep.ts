@@ -100,6 +100,8 @@ export interface SweepResult {
   types: SweepTypeResult[];
   /** why Postgres was asked this time ("activity", "reclaimed", "safety", "forced"), or null */
   databaseReason: string | null;
+  /** the database pass saw a status webhook event due (or wrote one), so the webhook worker was rung */
+  webhooksDue: boolean;
   recovered: { id: string; type: Channel; status: string }[];
   expired: { id: string; type: Channel }[];
   reenqueued: { id: string; type: Channel }[];
@@ -233,8 +235,14 @@ async function sweepDatabase(db: Database, config: Config, types: SweepTypeResul
     union all
     select 'reenqueued', id, type, status from reenqueued
     union all
-    select 'webhooks', null, null, webhooks::text from hooks`);
+    select 'webhooks', null, null, webhooks::text from hooks
+    union all
+    -- an event whose doorbell was lost is overdue; the worker's own alarm covers the rest
+    select 'webhooks_due', null, null, exists(select 1 from webhook_events where status = 'pending' and next_attempt_at <= now())::text`);
+  const webhooks = rows.find((r) => r.kind === "webhooks");
+  const due = rows.find((r) => r.kind === "webhooks_due");
   return {
+    webhooksDue: Number(webhooks?.status ?? 0) > 0 || due?.status === "true",
     recovered: rows.filter((r) => r.kind === "recovered").map((r) => ({ id: r.id as string, type: r.type as Channel, status: r.status as string })),
     expired: rows.filter((r) => r.kind === "expired").map((r) => ({ id: r.id as string, type: r.type as Channel })),
     reenqueued: rows
@@ -250,7 +258,7 @@ export interface SweepOptions {
 
 export async function runSweep(env: Env, config: Config, redis: Redis, db: Database, options: SweepOptions = {}): Promise<SweepResult> {
   const { types, databaseReason } = await sweepRedis(redis, config, options.forceDatabase === true);
-  let found: Awaited<ReturnType<typeof sweepDatabase>> = { recovered: [], expired: [], reenqueued: [] };
+  let found: Awaited<ReturnType<typeof sweepDatabase>> = { webhooksDue: false, recovered: [], expired: [], reenqueued: [] };
   if (databaseReason) {
     try {
       found = await sweepDatabase(db, config, types);
@@ -260,10 +268,11 @@ export async function runSweep(env: Env, config: Config, redis: Redis, db: Datab
       throw error;
     }
   }
-  const { recovered, expired, reenqueued } = found;
-  // The status webhooks' worker keeps its own alarm; this wakes it after activity (and at the
-  // safety cadence) in case a doorbell was lost, without touching Postgres while all is idle.
-  if (databaseReason) await ringWebhookWorker(env);
+  const { webhooksDue, recovered, expired, reenqueued } = found;
+  // The status webhooks' worker keeps its own alarm; this wakes it when the database pass saw an
+  // overdue event (a lost doorbell) or wrote new ones. Ringing it on every pass cost two more
+  // Postgres queries per pass (its claim and its next-due read) while all was idle.
+  if (webhooksDue) await ringWebhookWorker(env);
   await enqueueMany(redis, reenqueued);
   // Ring every shard of a type that has something to do; a doorbell costs no Redis command.
   const busy = new Set<Channel>([...types.filter((t) => t.moved + t.claimed > 0 || t.lag !== 0).map((t) => t.type), ...reenqueued.map((m) => m.type)]);
@@ -277,7 +286,7 @@ export async function runSweep(env: Env, config: Config, redis: Redis, db: Datab
       }),
     ),
   );
-  const result = { types, databaseReason, recovered, expired, reenqueued, woken };
+  const result = { types, databaseReason, webhooksDue, recovered, expired, reenqueued, woken };
   log("info", "sweep", {
     moved: types.reduce((n, t) => n + t.moved, 0),
     claimed: types.reduce((n, t) => n + t.claimed, 0),

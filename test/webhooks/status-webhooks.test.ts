@@ -450,6 +450,25 @@ describe("an event for every change, and none for a change that did not happen",
     await deliveries(endpoint.name, body.id, (r) => r.length >= 1);
   });
 
+  it("the sweep rings the webhook worker for an event whose doorbell was lost, and says so", async () => {
+    const endpoint = await endpointWithReceiver(["message.canceled"]);
+    const { body } = await sendPending({ type: "sms", ...freshPair(), body: "doorbell lost" });
+    const db = openDatabase(loadConfig(env));
+    try {
+      // committed without ringing the worker: as if the Worker died before its doorbell
+      expect(await emitMessageWebhook(db, body.id, "message.canceled")).toBe(1);
+    } finally {
+      await db.end();
+    }
+    const result = await sweep(env, { forceDatabase: true });
+    expect(result.webhooksDue).toBe(true);
+    // no drain: only the sweep's doorbell can get it delivered
+    await waitFor(
+      async () => forMessage(await receivedBy(endpoint.name), body.id),
+      (r) => r.length >= 1,
+    );
+  });
+
   it("PATCH status and the sweep's expiry emit their events", async () => {
     const endpoint = await endpointWithReceiver(["message.delivered", "message.failed"]);
     const patched = await sentMessage("sms");
