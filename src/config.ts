@@ -96,6 +96,12 @@ export const ConfigSchema = z.object({
    * as 10 so that bench/budgets.ts can play an idle hour compressed (60 crons 1 s apart, 10 s cadence)
    */
   SWEEP_SAFETY_INTERVAL_SECONDS: num(600, { min: 10, max: 86400, int: true }),
+  /**
+   * A shard works the messages its doorbells name at once, without reading the stream; it reads the
+   * stream (acknowledging those entries, finding any whose doorbell was lost) at most this often
+   * while busy. 0 reads after every doorbell.
+   */
+  QUEUE_CATCH_UP_MS: num(10000, { min: 0, max: 60000, int: true }),
   /** how long one alarm run may work before it hands over to the next alarm */
   QUEUE_TIME_BUDGET_MS: num(25000, { min: 1000, max: 600000, int: true }),
   /** what to do when a provider call may or may not have been accepted (timeout after sending) */

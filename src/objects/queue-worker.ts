@@ -35,6 +35,10 @@ const HEARTBEAT_EVERY_MS = 5_000;
  * load. At light load no doorbell rings during a run and nothing waits.
  */
 const GATHER_MS = 100;
+/** At most this many doorbell-handed ids are remembered; beyond it the stream read finds them. */
+const MAX_HANDED = 10_000;
+/** A catch-up read takes at most this many entries (worked-ahead ones only need their ack). */
+const MAX_READ = 1_000;
 /** Retry delays after a failed run (Postgres or Redis down); the journal is finished on the next. */
 const ERROR_BACKOFF_MS = [500, 1_000, 2_000, 5_000];
 /** Subrequests kept for the run's own bookkeeping: the last Redis step, journal recovery, metrics. */
@@ -85,6 +89,17 @@ export class QueueWorker extends DurableObject<Env> {
   private circuitDirty = true;
   /** a send was scheduled while a run was in progress: its end re-arms the alarm for it */
   private scheduledDuringRun = false;
+  /**
+   * Message ids whose doorbell named them after their stream entry was written: worked at once
+   * without reading the stream (the claim in Postgres is the fence against working one twice).
+   * Memory only: an id lost with an eviction is still in the stream for the catch-up read.
+   */
+  private handed = new Set<string>();
+  /** ids worked from `handed` whose stream entries the catch-up read has not acknowledged yet */
+  private handledAhead = new Set<string>();
+  private lastCatchUp = 0;
+  /** drain(): read the stream to its end before sleeping, whatever the catch-up interval says */
+  private catchUpNow = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -133,7 +148,10 @@ export class QueueWorker extends DurableObject<Env> {
    * The doorbell: costs no Redis command; starts a run now unless one is running. `recheck` comes
    * from the sweep (entries reclaimed into our pending list, retries moved or scheduled elsewhere).
    */
-  async wake(recheck = false): Promise<void> {
+  async wake(recheck = false, messageId?: string): Promise<void> {
+    if (messageId !== undefined && UUID.test(messageId) && this.handed.size < MAX_HANDED) this.handed.add(messageId);
+    // else something is in the stream that no handed id stands for (a retry, the sweep's find)
+    else this.catchUpNow = true;
     if (recheck) {
       this.recheckPending = true;
       this.earliestDue = undefined;
@@ -204,6 +222,7 @@ export class QueueWorker extends DurableObject<Env> {
   async drain(): Promise<WorkerStats> {
     if (this.running) await this.running;
     this.earliestDue = undefined;
+    this.catchUpNow = true;
     await this.alarm();
     return this.stats();
   }
@@ -251,6 +270,8 @@ export class QueueWorker extends DurableObject<Env> {
     // send, else sleep. Read and set with no await between, so that no schedule() slips past.
     // Entries handed over while this run was past writeUnqueued are written by the next run.
     if ((this.rung || this.journal.unqueued().length > 0) && next === null) next = Date.now();
+    // An id handed over after the run's last look must not wait for the catch-up interval.
+    if ((this.handed.size > 0 || this.catchUpNow) && (this.circuitState?.state ?? "closed") === "closed") next = Date.now();
     next = earliestOf(next, this.journal.earliestScheduled());
     if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
     else await this.ctx.storage.deleteAlarm();
@@ -284,7 +305,30 @@ export class QueueWorker extends DurableObject<Env> {
         this.saveCircuit(circuit);
         const affordable = Math.floor((budget.remaining - RESERVED_SUBREQUESTS) / 2);
         const count = Date.now() < deadline ? Math.min(config.QUEUE_BATCH_SIZE, allowance.limit ?? Infinity, Math.max(0, affordable)) : 0;
-        const step = await workerStep(redis, this.stepInput(name, type, carry, count, count === 0));
+        // Only a closed circuit works handed ids; otherwise the circuit decides what is tried, and
+        // the stream holds them.
+        if (allowance.limit !== null) this.handed.clear();
+        if (count > 0 && !this.recheckPending && !this.catchUpDue(config, carry)) {
+          if (this.handed.size > 0) {
+            const ids = [...this.handed].slice(0, count);
+            for (const id of ids) this.handed.delete(id);
+            const worked = await this.workBatch(config, db, budget, circuit, ids);
+            // Only a claimed id is done with; one the claim passed over (its row locked by another
+            // statement, not yet due, worked by another shard) is left to the stream, read now.
+            for (const id of worked.claimed) this.handledAhead.add(id);
+            if (worked.claimed.length < ids.length) this.catchUpNow = true;
+            carry = { ack: carry.ack, outcomes: [...carry.outcomes, ...worked.outcomes], recorded: new Set([...carry.recorded, ...worked.recorded]) };
+            continue;
+          }
+          // Every handed id is worked and nothing owes Redis yet: the catch-up read waits for its
+          // time (the journal keeps what it will carry), so that a steady trickle costs one read
+          // and one acknowledgement per interval rather than per doorbell.
+          if (this.handledAhead.size > 0) return this.soonest(this.lastCatchUp + config.QUEUE_CATCH_UP_MS);
+        }
+        // The stream read. Entries worked ahead from their doorbell are only acknowledged; the read
+        // takes them on top of a batch (and leaves any excess in our pending list for the next).
+        const readCount = count === 0 ? 0 : Math.min(count + this.handledAhead.size, MAX_READ);
+        const step = await workerStep(redis, this.stepInput(name, type, carry, readCount, count === 0));
         budget.spend();
         this.journal.forget(carry.recorded);
         carry = emptyCarry();
@@ -294,39 +338,27 @@ export class QueueWorker extends DurableObject<Env> {
           return Date.now(); // out of time or subrequests: a fresh invocation continues
         }
         if (step.source === ">") this.recheckPending = false;
+        if (step.entries.length < readCount && step.source === ">") {
+          // Drained: what was worked ahead has been read (by us or by another shard of the type).
+          this.handledAhead.clear();
+          this.lastCatchUp = Date.now();
+          this.catchUpNow = false;
+        }
         if (step.entries.length === 0) return this.soonest(null);
 
         // A malformed entry (no data, not JSON, not a UUID) is acknowledged and dropped, never retried.
-        const ids = [...new Set(step.entries.map((e) => e.messageId).filter((id): id is string => id !== null && UUID.test(id)))];
-        const claimed = await claim(db, ids);
-        budget.spend();
-        this.journal.claimed(claimed);
-        const attempted = await attemptAll(config, db, claimed, budget);
-        const { providerDown } = circuit.observe(
-          attempted.map((a) => evidenceOf(a.error, a.message.id)),
-          Date.now(),
-        );
-        this.saveCircuit(circuit);
-        const outcomes = attempted.map((a) => decide(config, a, providerDown, circuit.state.nextProbeAt));
-        this.journal.decided(outcomes);
-        const { recorded, failed } = await recordOutcomes(db, outcomes);
-        budget.spend(1 + (failed.length > 0 ? outcomes.length : 0));
-        this.journal.recorded(recorded);
-        // message.sent / message.failed were written with the outcomes: their worker delivers them.
-        if (outcomes.some((o) => recorded.has(o.id) && (o.status === "sent" || o.status === "failed"))) {
-          await ringWebhookWorker(this.env);
-          budget.spend();
-        }
-        // Outcomes not recorded: stale (a newer claim won) or refused by a constraint (logged). The
-        // newer claim owns the message; a refused row is recovered after the lease.
-        this.journal.forget(outcomes.filter((o) => !recorded.has(o.id)).map((o) => o.id));
-        this.counters.batches++;
-        this.counters.processed += outcomes.length;
-        for (const o of outcomes) recordProcessing(o.type, o.providerName, o.status === "sent" ? "success" : "error", o.durationMs / 1000);
-        carry = { ack: step.entries.map((e) => e.entryId), outcomes, recorded };
+        const fresh = [...new Set(step.entries.map((e) => e.messageId).filter((id): id is string => id !== null && UUID.test(id) && !this.handledAhead.has(id)))];
+        for (const e of step.entries) if (e.messageId) this.handed.delete(e.messageId);
+        // More fresh entries than one batch: the rest stay in our pending list, read first next time.
+        const ids = fresh.slice(0, count);
+        const deferred = new Set(fresh.slice(count));
+        if (deferred.size > 0) this.recheckPending = true;
+        const worked = ids.length > 0 ? await this.workBatch(config, db, budget, circuit, ids) : { outcomes: [], recorded: new Set<string>() };
+        for (const e of step.entries) if (e.messageId) this.handledAhead.delete(e.messageId);
+        carry = { ack: step.entries.filter((e) => !(e.messageId && deferred.has(e.messageId))).map((e) => e.entryId), outcomes: worked.outcomes, recorded: worked.recorded };
 
         // A short read means the stream was drained when we read it; a doorbell tells us otherwise.
-        if (step.entries.length < count && step.source === ">") {
+        if (step.entries.length < readCount && step.source === ">") {
           if (!this.rung || circuit.state.state !== "closed") {
             const flush = await workerStep(redis, this.stepInput(name, type, carry, 0, true));
             budget.spend();
@@ -341,6 +373,51 @@ export class QueueWorker extends DurableObject<Env> {
     } finally {
       await db.end();
     }
+  }
+
+  /**
+   * Claim, attempt and record one batch; rings the status webhooks' worker when an outcome wrote
+   * message.sent or message.failed. What the outcomes owe Redis rides on the next stream step.
+   */
+  private async workBatch(config: Config, db: Database, budget: SubrequestBudget, circuit: Circuit, ids: string[]): Promise<{ claimed: string[]; outcomes: Outcome[]; recorded: Set<string> }> {
+    const claimed = await claim(db, ids);
+    budget.spend();
+    this.journal.claimed(claimed);
+    const attempted = await attemptAll(config, db, claimed, budget);
+    const { providerDown } = circuit.observe(
+      attempted.map((a) => evidenceOf(a.error, a.message.id)),
+      Date.now(),
+    );
+    this.saveCircuit(circuit);
+    const outcomes = attempted.map((a) => decide(config, a, providerDown, circuit.state.nextProbeAt));
+    this.journal.decided(outcomes);
+    const { recorded, failed } = await recordOutcomes(db, outcomes);
+    budget.spend(1 + (failed.length > 0 ? outcomes.length : 0));
+    this.journal.recorded(recorded);
+    if (outcomes.some((o) => recorded.has(o.id) && (o.status === "sent" || o.status === "failed"))) {
+      await ringWebhookWorker(this.env);
+      budget.spend();
+    }
+    // Outcomes not recorded: stale (a newer claim won) or refused by a constraint (logged). The
+    // newer claim owns the message; a refused row is recovered after the lease.
+    this.journal.forget(outcomes.filter((o) => !recorded.has(o.id)).map((o) => o.id));
+    this.counters.batches++;
+    this.counters.processed += outcomes.length;
+    for (const o of outcomes) recordProcessing(o.type, o.providerName, o.status === "sent" ? "success" : "error", o.durationMs / 1000);
+    return { claimed: claimed.map((c) => c.id), outcomes, recorded };
+  }
+
+  /**
+   * The stream must be read now rather than at the next catch-up: asked to (drain, a doorbell that
+   * named no message), the interval is up, a batch's entries await their acknowledgement, outcomes
+   * owe Redis a retry or a dead letter, or a scheduled retry is due (or not known).
+   */
+  private catchUpDue(config: Config, carry: Carry): boolean {
+    const now = Date.now();
+    if (this.catchUpNow || now - this.lastCatchUp >= config.QUEUE_CATCH_UP_MS || carry.ack.length > 0) return true;
+    const { retries, deadLetters } = followUps(carry.outcomes, carry.recorded);
+    if (retries.length > 0 || deadLetters.length > 0) return true;
+    return this.earliestDue === undefined || (this.earliestDue !== null && this.earliestDue <= now);
   }
 
   /** The earliest of a due retry we know of and `other`; null when there is neither. */

@@ -26,7 +26,8 @@ export function shardStub(env: Env, config: Config, type: Channel, messageId: st
 }
 
 export async function ringDoorbell(env: Env, config: Config, type: Channel, messageId: string, recheck = false): Promise<void> {
-  await shardStub(env, config, type, messageId).wake(recheck);
+  // A plain doorbell names its message, so the shard can work it without reading the stream.
+  await shardStub(env, config, type, messageId).wake(recheck, recheck ? undefined : messageId);
 }
 
 /** At most one nudge per provider per isolate in this long: the shards need a sign, not every callback. */

@@ -66,9 +66,11 @@ describe("QueueWorker", () => {
   });
 
   it("throttling is not failure: a message rate limited on every attempt waits without spending attempts, then fails as expired at its maximum age", async () => {
-    const { body } = await send({ ...SMS, to: "+15005550002" });
     // Its day is nearly over: MESSAGE_MAX_AGE_SECONDS (24 h) from its creation is a few seconds away.
+    // Aged before it is enqueued: a shard claiming it while the UPDATE holds the row would pass it over.
+    const { body } = await sendPending({ ...SMS, to: "+15005550002" });
     await sql(`update messages set created_at = now() - interval '86396 seconds' where id = $1`, [body.id]);
+    await redis.xadd("message_queue:sms", "*", { data: JSON.stringify({ message_id: body.id, retry_count: 0, scheduled_at: new Date().toISOString() }) });
     const final = await settle(body.id, (m) => m.status === "failed");
     expect(final).toMatchObject({ status: "failed", attempts: 0, error: { code: "expired" } });
     const timeline = await events(body.id);
